@@ -1,0 +1,75 @@
+"""One exception type per kind of bad input.
+
+Every error raised on purpose by meshrelease derives from :class:`MeshreleaseError`.
+The CLI turns it into one line on stderr and the exit code of its class; nothing else
+in the package prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class MeshreleaseError(Exception):
+    """Base class: a problem the user can fix, reported as one line."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:  # one line, always
+        return " ".join(super().__str__().split())
+
+
+class ConfigError(MeshreleaseError):
+    """meshrelease.toml or a command-line option is invalid."""
+
+
+class UnknownVariantError(ConfigError):
+    """The variant name is not configured."""
+
+
+class InvalidTagError(ConfigError):
+    """The release tag is not a valid git tag / Hub revision name."""
+
+
+class SourceError(MeshreleaseError):
+    """A checkpoint source cannot be fetched (missing file, HTTP error, bad URL)."""
+
+
+class IntegrityError(MeshreleaseError):
+    """Content does not match its expected sha256 (pin, manifest)."""
+
+    exit_code = 3
+
+
+class CheckpointError(MeshreleaseError):
+    """The checkpoint file cannot be loaded safely or is not a MeshNet state dict."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The checkpoint would need to execute code to load (a pickle with globals)."""
+
+
+class ArchitectureError(CheckpointError):
+    """The weights do not fit the configured MeshNet variant."""
+
+
+class SampleError(MeshreleaseError):
+    """A NIfTI sample volume cannot be used for parity checks."""
+
+
+class ExportError(MeshreleaseError):
+    """An artifact could not be written or failed its structural check."""
+
+
+class VerificationError(MeshreleaseError):
+    """An artifact failed a parity or size check."""
+
+    exit_code = 4
+
+
+class OutputError(MeshreleaseError):
+    """The release folder cannot be written."""
+
+
+class PublishError(MeshreleaseError):
+    """Publishing to the Hub failed; no tag was created."""
+
+    exit_code = 5
