@@ -1,0 +1,186 @@
+"""The release build: checkpoint -> model -> export -> verify -> document, one record flowing through.
+
+``build_release`` writes into a staging folder beside the final one and renames it into place only
+when every check passed, so a failed or interrupted build never leaves a half-written release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .checkpoint.load import build_model, read_state_dict
+from .checkpoint.pull import pull_checkpoint
+from .config import Config, INT8_METHODS, load_config, validate_tag
+from .document import manifest as manifest_doc
+from .document.provenance import collect as collect_provenance
+from .errors import ConfigError, OutputError, VerificationError
+from .export.onnx_artifacts import ONNX_FILES, export_onnx
+from .model.fold import fold_batchnorm
+from .record import Release
+from .verify.mri import center_crop, load_sample
+from .verify.onnx_parity import ReferenceCache, onnx_parity, parity_inputs
+from .verify.size import activation_estimate, size_checks
+
+
+class Reporter:
+    """Progress sink; the CLI subclasses it with rich output. The default is silent."""
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        yield
+
+    def note(self, message: str) -> None:
+        pass
+
+    def download(self, done: int, total: int | None) -> None:
+        pass
+
+
+@dataclass
+class BuildOptions:
+    """What to build; ``None`` fields fall back to the config, then to built-in defaults."""
+
+    variant: str
+    tag: str
+    checkpoint: str | None = None
+    sha256: str | None = None
+    out: str | os.PathLike | None = None
+    samples: list[str] | None = None
+    crop: int | None = None
+    full: bool = False
+    random_size: int | None = None
+    seed: int | None = None
+    int8_method: str | None = None
+    opset: int | None = None
+    config: Config | None = None
+    config_path: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def resolve(opts: BuildOptions) -> tuple[Config, dict]:
+    """Validate options cheaply (before any heavy work) and merge them with the config."""
+    cfg = opts.config or load_config(opts.config_path)
+    variant = cfg.variant(opts.variant)
+    validate_tag(opts.tag)
+    checkpoint = opts.checkpoint or variant.checkpoint
+    if not checkpoint:
+        raise ConfigError(f"no checkpoint for {variant.name}: pass --checkpoint or set it in meshrelease.toml")
+    sha = opts.sha256 if opts.sha256 is not None else (variant.sha256 if not opts.checkpoint else None)
+    int8 = opts.int8_method or cfg.int8_method
+    if int8 not in INT8_METHODS:
+        raise ConfigError(f"int8 method {int8!r} is not one of {', '.join(INT8_METHODS)}")
+    crop = 256 if opts.full else (opts.crop or cfg.crop)
+    random_size = opts.random_size or cfg.random_size
+    for name, value in (("crop", crop), ("random size", random_size)):
+        if not 4 <= value <= 256:
+            raise ConfigError(f"{name} {value} must be between 4 and 256 voxels")
+    resolved = {
+        "variant": variant,
+        "checkpoint": checkpoint,
+        "sha256": sha,
+        "out": Path(opts.out or cfg.out),
+        "samples": list(opts.samples if opts.samples is not None else cfg.samples),
+        "crop": crop,
+        "random_size": random_size,
+        "seed": opts.seed if opts.seed is not None else cfg.seed,
+        "int8_method": int8,
+        "opset": opts.opset or cfg.opset,
+        "thresholds": cfg.thresholds,
+    }
+    return cfg, resolved
+
+
+def prepare_output(out: Path, variant: str, tag: str) -> tuple[Path, Path]:
+    """Create ``out/variant`` and a staging folder in it; fail early with one line if it is not writable."""
+    parent = out / variant
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{tag}.partial-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write release folder {parent}: {exc.strerror or exc}") from None
+    return parent / tag, staging
+
+
+def commit_output(staging: Path, final: Path) -> None:
+    """Swap the finished staging folder into place (an older build of the same tag is replaced)."""
+    os.chmod(staging, 0o755)  # mkdtemp creates 0700; a release folder is meant to be shared
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def timed(release: Release, reporter: Reporter, name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    with reporter.stage(name):
+        yield
+    release.timings[name] = time.perf_counter() - start
+
+
+def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Release:
+    """Build, verify and document one release; returns the record of the committed folder.
+
+    Raises a :class:`~meshrelease.errors.MeshreleaseError` subclass on any bad input or failed
+    check; the release folder is then left exactly as it was.
+    """
+    reporter = reporter or Reporter()
+    cfg, r = resolve(opts)
+    samples = {Path(s).name: load_sample(s) for s in r["samples"]}  # fail on a bad sample before heavy work
+    final, staging = prepare_output(r["out"], r["variant"].name, opts.tag)
+    release = Release(variant=r["variant"], tag=opts.tag, workdir=staging)
+    release.settings = {
+        "crop": r["crop"], "random_size": r["random_size"], "seed": r["seed"], "int8_method": r["int8_method"],
+        "opset": r["opset"], "samples": list(samples), "thresholds": {k: t.to_dict() for k, t in r["thresholds"].items()},
+    }
+    try:
+        with timed(release, reporter, "pull"):
+            release.source = pull_checkpoint(r["checkpoint"], r["sha256"], progress=reporter.download)
+        with timed(release, reporter, "load"):
+            state = read_state_dict(release.source.path, release.source.uri)
+            model = build_model(state, release.spec, release.variant.name, release.variant.expected_params)
+            layers = fold_batchnorm(model)
+        with timed(release, reporter, "export"):
+            calibration = [center_crop(v, 48) for v in samples.values()] if r["int8_method"] == "static" else None
+            export_onnx(release, layers, opset=r["opset"], int8_method=r["int8_method"], calibration=calibration)
+        with timed(release, reporter, "verify"):
+            inputs = parity_inputs(samples, r["crop"], r["random_size"], r["seed"])
+            reference = ReferenceCache(model)
+            for precision, rel in ONNX_FILES.items():
+                release.parity += onnx_parity(staging / rel, artifact=rel, precision=precision, inputs=inputs,
+                                              reference=reference, thresholds=r["thresholds"][precision])
+            release.sizes = size_checks(release)
+            release.estimates["activation_memory"] = activation_estimate(release)
+        with timed(release, reporter, "document"):
+            release.provenance = collect_provenance(release.source.to_dict())
+            manifest_doc.write_report(release)
+            release.add_file("report.md", "markdown", document=True)
+            manifest_doc.write_manifest(release)
+        if not release.passed:
+            raise VerificationError(_failure_line(release))
+        commit_output(staging, final)
+        release.out_dir = final
+        release.workdir = final
+        return release
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, VerificationError):
+            exc.release = release  # type: ignore[attr-defined]
+        raise
+
+
+def _failure_line(release: Release) -> str:
+    failures = release.failures
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"verification failed: {failures[0]}{more}; nothing was written"
+

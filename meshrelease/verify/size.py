@@ -1,0 +1,37 @@
+"""Size budgets derived from the parameter count, and the activation-memory estimate."""
+
+from __future__ import annotations
+
+from ..record import Release, SizeCheck
+
+# Budgets (issue: fp32 <= 1.03 x params x 4 B; fp16 <= 0.53 x fp32 file; int8 <= 0.30 x fp32 file).
+FP32_FACTOR = 1.03
+RELATIVE_FACTORS = {"fp16": 0.53, "int8": 0.30}
+
+
+def size_checks(release: Release) -> list[SizeCheck]:
+    """One check per ONNX artifact; relative budgets are measured against the fp32 file."""
+    params = release.spec.parameter_count
+    onnx = {a.precision: a for a in release.artifacts if a.format == "onnx"}
+    checks: list[SizeCheck] = []
+    fp32 = onnx.get("fp32")
+    if fp32 is not None:
+        checks.append(SizeCheck(fp32.path, fp32.size, int(FP32_FACTOR * params * 4), f"<= {FP32_FACTOR} x {params:,} params x 4 B"))
+        for precision, factor in RELATIVE_FACTORS.items():
+            if precision in onnx:
+                a = onnx[precision]
+                checks.append(SizeCheck(a.path, a.size, int(factor * fp32.size), f"<= {factor} x fp32 file ({fp32.size:,} B)"))
+    return checks
+
+
+def activation_estimate(release: Release, side: int = 256) -> dict:
+    """Memory of one hidden activation for a full ``side``^3 volume (what the browser must hold twice)."""
+    spec = release.spec
+    per = spec.activation_bytes(side, 4)
+    return {
+        "side": side,
+        "channels": spec.channels,
+        "bytes_per_activation_fp32": per,
+        "bytes_per_activation_fp16": spec.activation_bytes(side, 2),
+        "formula": f"{spec.channels} channels x {side}^3 voxels x 4 B",
+    }
