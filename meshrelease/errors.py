@@ -73,3 +73,7 @@ class PublishError(MeshreleaseError):
     """Publishing to the Hub failed; no tag was created."""
 
     exit_code = 5
+
+
+class ReleaseNotFoundError(SourceError):
+    """The Hub repo or release tag does not exist (or the token may not read it)."""

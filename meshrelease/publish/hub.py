@@ -4,7 +4,8 @@ The order is what makes a release safe to re-run and to race:
 
 1. create the repo if needed;
 2. read the refs: if the tag exists, compare its files with ours (sha256 of LFS files, git blob
-   ids of the others) -> identical: "already released"; different: refuse, or with ``force``
+   ids of the others; manifest.json apart from its build time and timings) -> identical:
+   "already released"; different: refuse, or with ``force``
    delete the tag (loudly) and go on;
 3. one ``create_commit`` on ``main`` with every file (and deletions of files that are not part of
    this release), ``parent_commit`` = the head read in step 2;
@@ -19,22 +20,28 @@ leaves no tag; a commit without a tag is harmless and a re-run tags it.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 
 from ..errors import PublishError
 from .endpoint import HubSession
-from .plan import ReleasePlan
+from .plan import MANIFEST_NAME, ReleasePlan
 from .retry import RetryPolicy, status_of, with_retries
 
 DEFAULT_BRANCH = "main"
 MAX_CONFLICT_ROUNDS = 5
 KEEP_PATHS = frozenset({".gitattributes"})  # repo housekeeping, kept across releases
+# Manifest fields that change on every build of the same inputs (wall-clock time, stage timings):
+# two builds equal apart from these are the same release.
+VOLATILE_MANIFEST_KEYS = frozenset({"created", "timings"})
 
 Log = Callable[[str], None]
 
@@ -139,6 +146,29 @@ class Publisher:
                 out[e.path] = {"sha256": e.lfs.sha256 if e.lfs else None, "git_oid": e.blob_id, "size": e.size}
         return out
 
+    def _differences(self, plan: ReleasePlan, commit: str) -> list[str]:
+        diffs = release_differences(plan, self.remote_files(plan.repo_id, commit))
+        if diffs == [f"{MANIFEST_NAME} differs"] and self._same_manifest(plan, commit):
+            return []
+        return diffs
+
+    def _same_manifest(self, plan: ReleasePlan, commit: str) -> bool:
+        """True when the remote manifest equals ours apart from the volatile fields."""
+        with tempfile.TemporaryDirectory(prefix="meshrelease-manifest-") as tmp:
+            path = self._call(
+                f"download {MANIFEST_NAME} of {plan.repo_id}@{commit[:12]}",
+                lambda: hf_hub_download(
+                    plan.repo_id, MANIFEST_NAME, revision=commit, endpoint=self.session.endpoint,
+                    token=self.session.token or False, cache_dir=tmp,
+                ),
+            )
+            try:
+                remote = json.loads(Path(path).read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                return False
+        strip = lambda m: {k: v for k, v in m.items() if k not in VOLATILE_MANIFEST_KEYS}  # noqa: E731
+        return isinstance(remote, dict) and strip(remote) == strip(plan.manifest)
+
     # ---- the publish -------------------------------------------------------------------
     def push(self, plan: ReleasePlan) -> PublishResult:
         """Commit every file of the plan in one commit and tag it; see the module docstring."""
@@ -152,7 +182,7 @@ class Publisher:
             tags = {t.name: t.target_commit for t in refs.tags}
             existing = tags.get(plan.tag)
             if existing is not None:
-                diffs = release_differences(plan, self.remote_files(repo, existing))
+                diffs = self._differences(plan, existing)
                 if not diffs:
                     status = "already released"
                     if existing == ours:
