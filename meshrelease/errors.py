@@ -75,5 +75,13 @@ class PublishError(MeshreleaseError):
     exit_code = 5
 
 
+class TfjsFormatError(ExportError):
+    """A TF.js layers-model folder (model.json + weight shards) is malformed."""
+
+
+class UnsupportedModelError(CheckpointError):
+    """A model uses a construct MeshNet does not have, so it cannot be released as a MeshNet."""
+
+
 class ReleaseNotFoundError(SourceError):
     """The Hub repo or release tag does not exist (or the token may not read it)."""
