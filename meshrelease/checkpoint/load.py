@@ -7,7 +7,9 @@ global outside torch's tensor allow-list is refused before anything in it runs.
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -60,16 +62,40 @@ def _load_torch(path: Path, head: bytes, label: str) -> object:
     if is_zip and not zipfile.is_zipfile(path):
         raise CheckpointError(f"checkpoint {label}: truncated or corrupt PyTorch zip archive")
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing them
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"(?:Unsupported global|unsupported global): GLOBAL (\S+)", str(exc), re.IGNORECASE)
-        what = f"it references {found.group(1)}" if found else "it contains objects other than tensors"
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        culprit = found.group(1) if found else (_first_foreign_global(path) if is_pickle else None)
+        what = f"it references {culprit}" if culprit else "it contains objects other than tensors"
         raise UnsafeCheckpointError(
             f"checkpoint {label}: refused to load, {what}, which would execute code (only weights_only loading is allowed)"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {label}: truncated or corrupt ({first})") from None
+
+
+def _first_foreign_global(path: Path) -> str | None:
+    """Name the first non-torch global a raw pickle imports, by reading opcodes only (nothing is executed)."""
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if isinstance(arg, str) and "UNICODE" in op.name:
+                    strings.append(arg)
+                elif op.name == "GLOBAL" and isinstance(arg, str):
+                    name = arg.replace(" ", ".")
+                    if not name.startswith(("torch.", "collections.OrderedDict")):
+                        return name
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    name = f"{strings[-2]}.{strings[-1]}"
+                    if not name.startswith(("torch.", "collections.OrderedDict")):
+                        return name
+    except Exception:  # a malformed stream: the generic message is all we can say
+        return None
+    return None
 
 
 def _is_text(head: bytes) -> bool:

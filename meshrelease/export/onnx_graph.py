@@ -96,3 +96,23 @@ def check_and_save(model: onnx.ModelProto, path: Path) -> None:
 
 def op_types(model: onnx.ModelProto) -> list[str]:
     return sorted({n.op_type for n in model.graph.node})
+
+
+def layers_from_model(model: onnx.ModelProto) -> list[FoldedConv]:
+    """Recover the folded conv chain from an fp32 MeshNet ONNX file written by :func:`build_fp32_model`."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    nodes = list(model.graph.node)
+    layers: list[FoldedConv] = []
+    for i, node in enumerate(nodes):
+        if node.op_type != "Conv":
+            continue
+        if node.input[1] not in inits or len(node.input) < 3 or node.input[2] not in inits:
+            raise ExportError(f"Conv {node.name}: weights are not float initializers (is this an fp32 MeshNet file?)")
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        relu = i + 1 < len(nodes) and nodes[i + 1].op_type == "Relu"
+        layers.append(FoldedConv(name=node.name or f"conv{len(layers)}", weight=inits[node.input[1]].astype(np.float32),
+                                 bias=inits[node.input[2]].astype(np.float32),
+                                 dilation=int(attrs.get("dilations", [1])[0]), relu=relu))
+    if not layers:
+        raise ExportError("no Conv nodes found: not a MeshNet ONNX file")
+    return layers
