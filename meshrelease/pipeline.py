@@ -22,6 +22,7 @@ from .document import manifest as manifest_doc
 from .document.provenance import collect as collect_provenance
 from .errors import ConfigError, OutputError, VerificationError
 from .export.onnx_artifacts import ONNX_FILES, export_onnx
+from .export.tfjs_artifacts import export_tfjs, verify_tfjs
 from .model.fold import fold_batchnorm
 from .record import Release
 from .verify.mri import center_crop, load_sample
@@ -153,6 +154,7 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
         with timed(release, reporter, "export"):
             calibration = [center_crop(v, 48) for v in samples.values()] if r["int8_method"] == "static" else None
             export_onnx(release, layers, opset=r["opset"], int8_method=r["int8_method"], calibration=calibration)
+            export_tfjs(release, layers)  # tfjs/: BrainChop folder (model.json, shards, colormap, entry)
         with timed(release, reporter, "verify"):
             inputs = parity_inputs(samples, r["crop"], r["random_size"], r["seed"])
             reference = ReferenceCache(model)
@@ -160,6 +162,7 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
                 release.parity += onnx_parity(staging / rel, artifact=rel, precision=precision, inputs=inputs,
                                               reference=reference, thresholds=r["thresholds"][precision])
             release.sizes = size_checks(release)
+            release.parity += verify_tfjs(release, model, r["samples"], note=reporter.note)  # real tfjs, LIA input
             release.estimates["activation_memory"] = activation_estimate(release)
         with timed(release, reporter, "document"):
             release.provenance = collect_provenance(release.source.to_dict())

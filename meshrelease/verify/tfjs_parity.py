@@ -198,7 +198,7 @@ class TfjsParity:
 def tfjs_parity(
     model_dir: str | Path,
     reference_model,
-    sample: str | Path,
+    sample: str | Path | None,
     *,
     artifact: str = "tfjs/model.json",
     crop: int = DEFAULT_CROP,
@@ -206,27 +206,36 @@ def tfjs_parity(
     thresholds: Thresholds | None = None,
     runner: str = "auto",
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    random_seed: int = 0,
 ) -> TfjsParity:
     """Compare the TF.js model in ``model_dir`` (fed like BrainChop) with PyTorch (fed like training).
 
     The crop is the cube of side ``crop`` around ``center`` (RAS voxel index; default the volume centre);
     TF.js gets the same voxels cut from BrainChop's LIA array, whatever the model's metadata claims.
-
+    Without a ``sample`` a seeded random RAS volume is used, re-ordered to LIA for TF.js.
     ``runner``: ``"node"`` (fail if unavailable), ``"python"``, or ``"auto"`` (Node when available,
     else the Python re-implementation, with the reason recorded).
     """
-    from .mri import load_sample
+    from .mri import load_sample, random_volume
     from .runtimes import torch_logits
 
     model = validate_layers_model(model_dir)
     meta = model.metadata.get("meshrelease", {})
-    fed = meta.get("input_orientation", BRAINCHOP_ORIENTATION)
+    declared = meta.get("input_orientation", BRAINCHOP_ORIENTATION)
     trained = meta.get("trained_orientation", TRAINED_ORIENTATION)
     thresholds = thresholds or TFJS_THRESHOLDS.get(model.precision, DEFAULT_THRESHOLDS["fp32"])
 
-    ras = load_sample(sample)  # training preprocessing (RAS)
-    fed_volume = brainchop_conform(sample)  # BrainChop preprocessing (LIA)
-    box = crop_box(ras.shape, crop, center)
+    if sample is not None:
+        ras = load_sample(sample)  # training preprocessing (RAS)
+        fed_volume = brainchop_conform(sample)  # BrainChop preprocessing (LIA)
+        box = crop_box(ras.shape, crop, center)
+        where = "centre" if center is None else "at " + "x".join(str(b.start) for b in box)
+        name = f"{Path(sample).name} {where} {ras[box].shape[0]}³ fed {BRAINCHOP_ORIENTATION} (BrainChop)"
+    else:
+        ras = random_volume(crop, random_seed)
+        fed_volume = reorient_volume(ras, TRAINED_ORIENTATION, BRAINCHOP_ORIENTATION)
+        box = crop_box(ras.shape, crop)
+        name = f"random {crop}³ seed {random_seed} fed {BRAINCHOP_ORIENTATION}"
     fed_box = reorient_box(box, ras.shape, TRAINED_ORIENTATION, BRAINCHOP_ORIENTATION)
     ras_crop = np.ascontiguousarray(ras[box])
     fed_crop = np.ascontiguousarray(fed_volume[fed_box])
@@ -247,9 +256,9 @@ def tfjs_parity(
     # TF.js output is (D,H,W,C) in BrainChop's voxel order: back to RAS, then (1,C,D,H,W)
     back = reorient_volume(out, BRAINCHOP_ORIENTATION, TRAINED_ORIENTATION)
     candidate = np.moveaxis(back, -1, 0)[None]
-    side = ras_crop.shape[0]
-    result = compare_logits(reference, candidate, artifact=artifact, precision=model.precision,
-                            input_name=f"{Path(sample).name} {'centre' if center is None else 'at ' + 'x'.join(str(b.start) for b in box)} {side}³ fed {BRAINCHOP_ORIENTATION} (BrainChop)",
+    precision = {"float32": "fp32", "float16": "fp16"}.get(model.precision, model.precision)
+    result = compare_logits(reference, candidate, artifact=artifact, precision=precision, input_name=name,
                             thresholds=thresholds, runtime=label)
     return TfjsParity(result, "node" if use_node else "python", reason, seconds,
-                      {"fed": BRAINCHOP_ORIENTATION, "declared_input": fed, "trained": trained, "reference": TRAINED_ORIENTATION})
+                      {"fed": BRAINCHOP_ORIENTATION, "declared_input": declared, "trained": trained,
+                       "reference": TRAINED_ORIENTATION})

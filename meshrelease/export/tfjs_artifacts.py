@@ -1,0 +1,66 @@
+"""The TF.js stage of a release: the BrainChop folder written, validated, and checked in the TF.js runtime.
+
+``tfjs/`` in a release is laid out like BrainChop's ``public/models/<name>/``: model.json, weight
+shards, colormap.json, model_info.json and the model-list entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..document.brainchop import write_brainchop_files
+from ..model.fold import FoldedConv
+from ..record import Release
+from ..verify.parity import ParityResult, Thresholds
+from ..verify.tfjs_parity import DEFAULT_CROP, node_runner_status, tfjs_parity
+from ..verify.tfjs_validate import validate_layers_model
+from .tfjs import BRAINCHOP_ORIENTATION, TRAINED_ORIENTATION, export_layers_model
+
+TFJS_DIR = "tfjs"
+TFJS_FORMAT = "tfjs-layers"
+_DOC_FORMATS = {"colormap.json": "brainchop-colormap", "model_info.json": "brainchop-model-info",
+                "brainchop_model_entry.json": "brainchop-model-entry"}
+_PRECISION = {"float32": "fp32", "float16": "fp16", "uint8": "uint8"}
+
+
+def export_tfjs(release: Release, layers: list[FoldedConv], *, precision: str = "float32") -> None:
+    """Write ``tfjs/`` (model + BrainChop files) into the staging folder, validate it, register every file."""
+    v = release.variant
+    folder = release.workdir / TFJS_DIR
+    meta = {"variant": v.name, "tag": release.tag, "labels": list(v.labels),
+            "source_sha256": release.source.sha256 if release.source else ""}
+    result = export_layers_model(layers, folder, precision=precision, model_name=v.name, metadata=meta)
+    validate_layers_model(folder)  # every build proves its own folder is well-formed
+    tag = _PRECISION[precision]
+    file_meta = {"input_orientation": result.input_orientation, "trained_orientation": result.trained_orientation,
+                 "input_shape": [None, 256, 256, 256, v.spec.in_channels], "brainchop_layout": f"public/models/{v.name}/"}
+    release.add_file(f"{TFJS_DIR}/model.json", TFJS_FORMAT, tag, **file_meta)
+    for shard in result.shards:
+        release.add_file(f"{TFJS_DIR}/{shard}", TFJS_FORMAT, tag, role="weights")
+    display = f"{v.description or v.name} ({release.tag})"
+    for path in write_brainchop_files(folder, name=v.name, display_name=display, spec=v.spec, labels=list(v.labels),
+                                      description=v.description, trained_orientation=TRAINED_ORIENTATION):
+        release.add_file(f"{TFJS_DIR}/{path.name}", _DOC_FORMATS[path.name], document=True)
+
+
+def verify_tfjs(release: Release, reference_model, samples: list[str | Path], *, crop: int = DEFAULT_CROP,
+                note: Callable[[str], None] = lambda message: None) -> list[ParityResult]:
+    """TF.js parity on the first real sample (or a seeded random volume) in BrainChop's orientation.
+
+    Node's tfjs is the runtime; without it the in-Python re-implementation runs and ``note`` says why.
+    """
+    status = node_runner_status()
+    if not status.available:
+        note(f"TF.js parity: {status.reason}; using meshrelease's Python re-implementation of the TF.js model instead")
+    fp32 = release.artifact(f"{TFJS_DIR}/model.json").precision == "fp32"
+    thresholds = release.settings.get("thresholds", {}).get("fp32") if fp32 else None  # else TF.js defaults
+    parity = tfjs_parity(
+        release.workdir / TFJS_DIR, reference_model, samples[0] if samples else None,
+        crop=min(crop, 256), thresholds=Thresholds(**thresholds) if thresholds else None,
+        random_seed=int(release.settings.get("seed", 0)),
+    )
+    release.estimates["tfjs_parity"] = {"runner": parity.runner, "fallback_reason": parity.fallback_reason,
+                                        "seconds": round(parity.seconds, 2), "crop": crop,
+                                        "orientation": {**parity.orientation, "brainchop": BRAINCHOP_ORIENTATION}}
+    return [parity.result]
