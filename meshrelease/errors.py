@@ -75,6 +75,10 @@ class PublishError(MeshreleaseError):
     exit_code = 5
 
 
+class CardError(MeshreleaseError):
+    """The model card cannot be rendered: missing template, bad results.json, incomplete release."""
+
+
 class TfjsFormatError(ExportError):
     """A TF.js layers-model folder (model.json + weight shards) is malformed."""
 

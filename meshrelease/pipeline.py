@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 from .checkpoint.load import build_model, read_state_dict
 from .checkpoint.pull import pull_checkpoint
 from .config import Config, INT8_METHODS, load_config, validate_tag
+from .document import card as card_doc
 from .document import manifest as manifest_doc
 from .document.provenance import collect as collect_provenance
 from .errors import ConfigError, OutputError, VerificationError
@@ -62,6 +63,8 @@ class BuildOptions:
     opset: int | None = None
     config: Config | None = None
     config_path: str | None = None
+    repo: str | None = None  # Hub repo the release is for (model card usage); default: the variant's
+    previous_manifest: dict | None = None  # the repo's previous release, for the card's changelog
     extra: dict = field(default_factory=dict)
 
 
@@ -138,8 +141,9 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
     reporter = reporter or Reporter()
     cfg, r = resolve(opts)
     samples = {Path(s).name: load_sample(s) for s in r["samples"]}  # fail on a bad sample before heavy work
+    metrics = card_doc.read_metrics(r["variant"].results)  # likewise a bad results.json
     final, staging = prepare_output(r["out"], r["variant"].name, opts.tag)
-    release = Release(variant=r["variant"], tag=opts.tag, workdir=staging)
+    release = Release(variant=r["variant"], tag=opts.tag, workdir=staging, metrics=metrics)
     release.settings = {
         "crop": r["crop"], "random_size": r["random_size"], "seed": r["seed"], "int8_method": r["int8_method"],
         "opset": r["opset"], "samples": list(samples), "thresholds": {k: t.to_dict() for k, t in r["thresholds"].items()},
@@ -168,6 +172,8 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
             release.provenance = collect_provenance(release.source.to_dict())
             manifest_doc.write_report(release)
             release.add_file("report.md", "markdown", document=True)
+            card_doc.write_card(release, repo_id=card_doc.default_repo_id(release.variant, opts.repo),
+                                previous=opts.previous_manifest)
             manifest_doc.write_manifest(release)
         if not release.passed:
             raise VerificationError(_failure_line(release))

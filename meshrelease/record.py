@@ -68,6 +68,7 @@ class Release:
     provenance: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     documents: list[Artifact] = field(default_factory=list)  # card, report, BrainChop metadata
+    metrics: dict[str, Any] | None = None  # test metrics from the checkpoint's results.json (model card)
     out_dir: Path | None = None  # final folder, set when the build is committed
 
     @property

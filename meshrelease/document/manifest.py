@@ -43,6 +43,7 @@ def manifest_dict(release: Release) -> dict:
         "parity": [r.to_dict() for r in release.parity],
         "sizes": [s.to_dict() for s in release.sizes],
         "estimates": release.estimates,
+        "metrics": release.metrics,
         "passed": release.passed,
         "provenance": release.provenance,
         "timings": {k: round(v, 3) for k, v in release.timings.items()},
