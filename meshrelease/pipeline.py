@@ -65,6 +65,7 @@ class BuildOptions:
     config_path: str | None = None
     repo: str | None = None  # Hub repo the release is for (model card usage); default: the variant's
     previous_manifest: dict | None = None  # the repo's previous release, for the card's changelog
+    results: str | None = None  # results.json of the checkpoint (default: the variant's, for its own checkpoint only)
     extra: dict = field(default_factory=dict)
 
 
@@ -77,6 +78,8 @@ def resolve(opts: BuildOptions) -> tuple[Config, dict]:
     if not checkpoint:
         raise ConfigError(f"no checkpoint for {variant.name}: pass --checkpoint or set it in meshrelease.toml")
     sha = opts.sha256 if opts.sha256 is not None else (variant.sha256 if not opts.checkpoint else None)
+    # A configured results.json describes the configured checkpoint: never pair it with another one.
+    results = opts.results or (variant.results if not opts.checkpoint else None)
     int8 = opts.int8_method or cfg.int8_method
     if int8 not in INT8_METHODS:
         raise ConfigError(f"int8 method {int8!r} is not one of {', '.join(INT8_METHODS)}")
@@ -89,6 +92,7 @@ def resolve(opts: BuildOptions) -> tuple[Config, dict]:
         "variant": variant,
         "checkpoint": checkpoint,
         "sha256": sha,
+        "results": results,
         "out": Path(opts.out or cfg.out),
         "samples": list(opts.samples if opts.samples is not None else cfg.samples),
         "crop": crop,
@@ -141,7 +145,7 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
     reporter = reporter or Reporter()
     cfg, r = resolve(opts)
     samples = {Path(s).name: load_sample(s) for s in r["samples"]}  # fail on a bad sample before heavy work
-    metrics = card_doc.read_metrics(r["variant"].results)  # likewise a bad results.json
+    metrics = card_doc.read_metrics(r["results"])  # likewise a bad results.json
     final, staging = prepare_output(r["out"], r["variant"].name, opts.tag)
     release = Release(variant=r["variant"], tag=opts.tag, workdir=staging, metrics=metrics)
     release.settings = {

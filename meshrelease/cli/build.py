@@ -16,6 +16,9 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="SRC",
                    help="local path, http(s):// URL or hf://OWNER/REPO/path@REV (default: the variant's configured checkpoint)")
     p.add_argument("--sha256", metavar="HEX", help="refuse the checkpoint unless its sha256 equals HEX")
+    p.add_argument("--results", metavar="JSON",
+                   help="the checkpoint's results.json (test metrics for the model card; default: the variant's, "
+                   "used only with its configured checkpoint)")
     p.add_argument("--out", metavar="DIR", help="release root; the build goes to DIR/VARIANT/TAG/ (default: releases)")
     p.add_argument("--sample", action="append", metavar="NIFTI", dest="samples",
                    help="real MRI volume for parity (repeatable; default: the config's samples)")
@@ -30,7 +33,8 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
     return BuildOptions(variant=args.variant, tag=args.tag, checkpoint=args.checkpoint, sha256=args.sha256,
                         out=args.out, samples=args.samples, crop=args.crop, full=args.full,
-                        int8_method=args.int8_method, opset=args.opset, config_path=args.config)
+                        int8_method=args.int8_method, opset=args.opset, config_path=args.config,
+                        results=args.results)
 
 
 def run_build(args: argparse.Namespace) -> int:

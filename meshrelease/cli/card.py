@@ -46,7 +46,7 @@ def run_card(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="meshrelease-card-") as tmp:
             opts = BuildOptions(variant=args.variant, tag=args.tag, checkpoint=args.checkpoint, sha256=args.sha256,
                                 out=tmp, samples=args.samples, crop=args.crop, config_path=args.config, repo=repo,
-                                previous_manifest=previous)
+                                previous_manifest=previous, results=args.results)
             release = build_release(opts, output.RichReporter(quiet=args.out is None and not sys.stderr.isatty()))
             manifest = _load_json(str(release.out_dir / MANIFEST_NAME), "release manifest")
             card = render_card(manifest, repo_id=repo, previous=previous, folder=release.out_dir, template=args.template)
@@ -79,6 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--template", metavar="FILE", help="card template (default: model_cards/meshnet.md.j2)")
     p.add_argument("--checkpoint", metavar="SRC", help="checkpoint to build from (default: the variant's)")
     p.add_argument("--sha256", metavar="HEX", help="refuse the checkpoint unless its sha256 equals HEX")
+    p.add_argument("--results", metavar="JSON",
+                   help="the checkpoint's results.json (default: the variant's, used only with its configured checkpoint)")
     p.add_argument("--sample", action="append", metavar="NIFTI", dest="samples",
                    help="real MRI volume for the parity checks (repeatable; default: the config's samples)")
     p.add_argument("--crop", type=int, metavar="N", help="side of the parity crop (default: the config's, 96)")

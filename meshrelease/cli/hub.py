@@ -49,6 +49,7 @@ def run_publish(args: argparse.Namespace) -> int:
     from ..config import load_config, validate_tag
     from ..pipeline import build_release
     from ..publish.endpoint import LOCAL_NAMESPACE, open_hub, resolve_target
+    from ..publish.previous import previous_release_manifest
     from ..publish.hub import push_release
     from ..publish.plan import plan_release
     from . import output
@@ -64,6 +65,9 @@ def run_publish(args: argparse.Namespace) -> int:
     where = target.describe()
     reporter = output.RichReporter(quiet=args.json)
     opts = options_from_args(args)
+    opts.repo = repo
+    with open_hub(target) as session:  # the card's changelog compares against the repo's previous release
+        opts.previous_manifest = previous_release_manifest(session, args.tag)
 
     if args.dry_run:
         with tempfile.TemporaryDirectory(prefix="meshrelease-dry-run-") as tmp:

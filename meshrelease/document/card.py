@@ -296,7 +296,8 @@ def changelog(previous: dict[str, Any] | None, current: dict[str, Any]) -> dict[
             lines.append(f"`{path}` unchanged ({b['size']:,} bytes, same sha256).")
         else:
             delta = b["size"] - a["size"]
-            lines.append(f"`{path}`: {a['size']:,} → {b['size']:,} bytes ({delta:+,}), new sha256.")
+            size = f"{a['size']:,} → {b['size']:,} bytes ({delta:+,})" if delta else f"same size ({b['size']:,} bytes)"
+            lines.append(f"`{path}`: {size}, new sha256.")
     old_parity, new_parity = _worst_parity(previous), _worst_parity(current)
     for path in sorted(old_parity.keys() & new_parity.keys()):
         (om, oa), (nm, na) = old_parity[path], new_parity[path]
@@ -381,6 +382,7 @@ def card_context(
         "modality": MODALITY if metrics else "structural",
         "metrics": None,
         "paper": None,
+        "paper_comparison": None,
         "artifacts": artifacts,
         "onnx_fp32": onnx["fp32"],
         "onnx_others": [onnx[p] for p in ("fp16", "int8") if p in onnx],
