@@ -78,8 +78,7 @@ def resolve(opts: BuildOptions) -> tuple[Config, dict]:
     if not checkpoint:
         raise ConfigError(f"no checkpoint for {variant.name}: pass --checkpoint or set it in meshrelease.toml")
     sha = opts.sha256 if opts.sha256 is not None else (variant.sha256 if not opts.checkpoint else None)
-    # A configured results.json describes the configured checkpoint: never pair it with another one.
-    results = opts.results or (variant.results if not opts.checkpoint else None)
+    results = card_doc.results_for(variant, opts.checkpoint, opts.results)
     int8 = opts.int8_method or cfg.int8_method
     if int8 not in INT8_METHODS:
         raise ConfigError(f"int8 method {int8!r} is not one of {', '.join(INT8_METHODS)}")

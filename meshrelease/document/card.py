@@ -102,6 +102,22 @@ def template_path(template: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def results_for(variant: Any, checkpoint: str | None, explicit: str | None = None) -> str | None:
+    """The results.json describing the checkpoint being released: ``explicit``, else the variant's own
+    ``results`` when ``checkpoint`` is unset or the configured one (never another checkpoint's numbers)."""
+    if explicit:
+        return explicit
+    configured = variant.checkpoint
+    if not variant.results or not configured:
+        return None
+    if not checkpoint or checkpoint == configured:
+        return variant.results
+    if "://" not in checkpoint and "://" not in configured:
+        if Path(checkpoint).expanduser().resolve() == Path(configured).expanduser().resolve():
+            return variant.results
+    return None
+
+
 def read_metrics(path: str | os.PathLike | None) -> dict[str, Any] | None:
     """Test metrics from an arc-meshchop ``results.json``, as they go into the manifest; ``None`` without one.
 
