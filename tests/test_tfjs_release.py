@@ -1,0 +1,41 @@
+"""The real MeshNet-26 release carries a BrainChop-ready TF.js folder, in the manifest and checked in tfjs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from meshrelease.verify.tfjs_validate import validate_layers_model
+
+
+def test_release_has_a_validated_tfjs_folder_in_the_manifest(release_26):
+    folder = release_26.out_dir
+    manifest = json.loads((folder / "manifest.json").read_text())
+    files = {f["path"]: f for f in manifest["files"]}
+    tfjs = {p: f for p, f in files.items() if f["format"] == "tfjs-layers"}
+    assert set(tfjs) == {"tfjs/model.json", "tfjs/group1-shard1of1.bin"}
+    for path, entry in files.items():
+        if path.startswith("tfjs/"):
+            data = (folder / path).read_bytes()
+            assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
+    assert {files[p]["format"] for p in ("tfjs/colormap.json", "tfjs/model_info.json", "tfjs/brainchop_model_entry.json")} == {
+        "brainchop-colormap", "brainchop-model-info", "brainchop-model-entry"}
+    assert tfjs["tfjs/model.json"]["precision"] == "fp32"
+    assert tfjs["tfjs/model.json"]["meta"]["input_orientation"] == "LIA"
+    model = validate_layers_model(folder / "tfjs")
+    assert model.metadata["meshrelease"]["variant"] == "meshnet_26"
+    colormap = json.loads((folder / "tfjs" / "colormap.json").read_text())
+    assert colormap["labels"] == list(release_26.variant.labels)
+
+
+def test_release_tfjs_parity_ran_in_node_tfjs_in_brainchop_orientation(release_26):
+    manifest = json.loads((release_26.out_dir / "manifest.json").read_text())
+    rows = [p for p in manifest["parity"] if p["artifact"] == "tfjs/model.json"]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["runtime"] == "tfjs 4.22.0 (cpu, Node)" and row["passed"]
+    assert row["input"] == "t1_crop.nii.gz centre 32³ fed LIA (BrainChop)"
+    assert row["max_abs"] <= 1e-4 and row["agreement"] == 1.0
+    est = manifest["estimates"]["tfjs_parity"]
+    assert est["runner"] == "node" and est["fallback_reason"] is None
+    assert est["orientation"]["fed"] == "LIA" and est["orientation"]["trained"] == "RAS"
