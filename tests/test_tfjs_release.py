@@ -39,3 +39,39 @@ def test_release_tfjs_parity_ran_in_node_tfjs_in_brainchop_orientation(release_2
     est = manifest["estimates"]["tfjs_parity"]
     assert est["runner"] == "node" and est["fallback_reason"] is None
     assert est["orientation"]["fed"] == "LIA" and est["orientation"]["trained"] == "RAS"
+
+
+def test_downloaded_release_tfjs_is_validated_and_its_parity_repeated(release_26, tmp_path):
+    import shutil
+
+    import pytest
+
+    from meshrelease.errors import TfjsFormatError
+    from meshrelease.export.tfjs_artifacts import rerun_tfjs_parity, validate_release_tfjs
+    from tests.conftest import T1
+
+    folder = release_26.out_dir
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert validate_release_tfjs(folder, manifest) == [folder / "tfjs"]
+    results = rerun_tfjs_parity(folder, manifest, _model(), [str(T1)])
+    assert [(r.artifact, r.passed, r.input) for r in results] == [
+        ("tfjs/model.json", True, "t1_crop.nii.gz centre 32³ fed LIA (BrainChop)")]
+    damaged = tmp_path / "release"
+    shutil.copytree(folder, damaged)
+    shard = damaged / "tfjs" / "group1-shard1of1.bin"
+    n = shard.stat().st_size
+    shard.write_bytes(shard.read_bytes()[:-8])
+    with pytest.raises(TfjsFormatError) as err:
+        validate_release_tfjs(damaged, manifest)
+    assert str(err.value) == f"{shard}: 8 bytes short (weightsManifest group 1 implies {n} bytes, shards hold {n - 8})"
+
+
+def _model():
+    import torch
+
+    from meshrelease.model.meshnet import MeshNet, MeshNetSpec
+    from tests.conftest import CHECKPOINT
+
+    net = MeshNet(MeshNetSpec(channels=26))
+    net.load_state_dict(torch.load(CHECKPOINT, weights_only=True, map_location="cpu")["model_state_dict"])
+    return net.eval()

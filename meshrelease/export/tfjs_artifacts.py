@@ -64,3 +64,36 @@ def verify_tfjs(release: Release, reference_model, samples: list[str | Path], *,
                                         "seconds": round(parity.seconds, 2), "crop": crop,
                                         "orientation": {**parity.orientation, "brainchop": BRAINCHOP_ORIENTATION}}
     return [parity.result]
+
+
+def release_tfjs_folders(folder: Path, manifest: dict) -> list[Path]:
+    """The TF.js model folders a release manifest lists (one per ``tfjs-layers`` model.json)."""
+    return sorted({(Path(folder) / e["path"]).parent for e in manifest.get("files") or []
+                   if e.get("format") == TFJS_FORMAT and str(e.get("path", "")).endswith("model.json")})
+
+
+def validate_release_tfjs(folder: Path, manifest: dict) -> list[Path]:
+    """Validate every TF.js folder of a built or downloaded release; TfjsFormatError names the first problem."""
+    dirs = release_tfjs_folders(folder, manifest)
+    for d in dirs:
+        validate_layers_model(d)
+    return dirs
+
+
+def rerun_tfjs_parity(folder: Path, manifest: dict, reference_model, samples: list[str | Path], *,
+                      note: Callable[[str], None] = lambda message: None) -> list[ParityResult]:
+    """Repeat the build's TF.js parity on a downloaded release (same crop, seed and fp32 thresholds)."""
+    status = node_runner_status()
+    if not status.available:
+        note(f"TF.js parity: {status.reason}; using meshrelease's Python re-implementation of the TF.js model instead")
+    settings = manifest.get("settings") or {}
+    crop = int(((manifest.get("estimates") or {}).get("tfjs_parity") or {}).get("crop", DEFAULT_CROP))
+    fp32 = (settings.get("thresholds") or {}).get("fp32")
+    results = []
+    for d in validate_release_tfjs(folder, manifest):
+        rel = (d / "model.json").relative_to(folder).as_posix()
+        precision = next(e.get("precision") for e in manifest["files"] if e.get("path") == rel)
+        thresholds = Thresholds(**fp32) if fp32 and precision == "fp32" else None
+        results.append(tfjs_parity(d, reference_model, samples[0] if samples else None, artifact=rel, crop=crop,
+                                   thresholds=thresholds, random_seed=int(settings.get("seed", 0))).result)
+    return results
