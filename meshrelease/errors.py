@@ -89,3 +89,7 @@ class UnsupportedModelError(CheckpointError):
 
 class ReleaseNotFoundError(SourceError):
     """The Hub repo or release tag does not exist (or the token may not read it)."""
+
+
+class TagMismatchError(ConfigError):
+    """The release tag differs from the git tag whose push started the GitHub Actions run."""

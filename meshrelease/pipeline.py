@@ -21,6 +21,7 @@ from .config import Config, INT8_METHODS, load_config, validate_tag
 from .document import card as card_doc
 from .document import manifest as manifest_doc
 from .document.provenance import collect as collect_provenance
+from .document.github import check_tag as check_pushed_tag
 from .errors import ConfigError, OutputError, VerificationError
 from .export.onnx_artifacts import ONNX_FILES, export_onnx
 from .export.tfjs_artifacts import export_tfjs, verify_tfjs
@@ -74,6 +75,7 @@ def resolve(opts: BuildOptions) -> tuple[Config, dict]:
     cfg = opts.config or load_config(opts.config_path)
     variant = cfg.variant(opts.variant)
     validate_tag(opts.tag)
+    check_pushed_tag(opts.tag)
     checkpoint = opts.checkpoint or variant.checkpoint
     if not checkpoint:
         raise ConfigError(f"no checkpoint for {variant.name}: pass --checkpoint or set it in meshrelease.toml")

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MeshreleaseError as exc:
         release = getattr(exc, "release", None)
+        _report_to_github(args, release, exc)
         if release is not None and not getattr(args, "json", False):
             from . import output
 
@@ -54,6 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("meshrelease: interrupted; nothing was published", file=sys.stderr)
         return 130
+
+
+def _report_to_github(args: argparse.Namespace, release: object, exc: Exception) -> None:
+    """Inside a GitHub Actions step, say in the run's summary why nothing was released."""
+    from ..document import github
+
+    if release is not None:
+        github.report_release(release, error=str(exc))
+    else:
+        github.report_failure(getattr(args, "variant", None), getattr(args, "tag", None), str(exc))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import INT8_METHODS
+from ..document import github
 from ..pipeline import BuildOptions, build_release
 from . import output
 
@@ -40,6 +41,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
 def run_build(args: argparse.Namespace) -> int:
     reporter = output.RichReporter(quiet=args.json)
     release = build_release(options_from_args(args), reporter)
+    github.report_release(release)
     if args.json:
         output.print_json(output.summary(release))
         return 0

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..document import github
 from ..errors import ConfigError
 
 
@@ -60,8 +61,10 @@ def run_publish(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     variant = cfg.variant(args.variant)
     validate_tag(args.tag)
+    github.check_tag(args.tag)
     repo = args.repo or variant.repo or f"{LOCAL_NAMESPACE}/{variant.name}"
     target = resolve_target(repo, args.endpoint, args.hub_root)  # bad repo/endpoint fail before the build
+    github.check_publish_target(target.embedded)
     where = target.describe()
     reporter = output.RichReporter(quiet=args.json)
     opts = options_from_args(args)
@@ -107,6 +110,7 @@ def run_publish(args: argparse.Namespace) -> int:
     summary = {**result.to_dict(), "release_dir": str(release.out_dir), "download": hint}
     if target.embedded:
         summary.update(endpoint=None, url=None, hub_root=str(target.hub_root))
+    github.report_release(release, published=summary)
     if args.json:
         _print_json(summary)
         return 0

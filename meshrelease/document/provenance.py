@@ -34,9 +34,9 @@ def github_actions() -> dict[str, str] | None:
     env = os.environ
     if env.get("GITHUB_ACTIONS") != "true" and "GITHUB_RUN_ID" not in env:
         return None
-    keys = {"repository": "GITHUB_REPOSITORY", "sha": "GITHUB_SHA", "ref_name": "GITHUB_REF_NAME",
-            "run_id": "GITHUB_RUN_ID", "run_attempt": "GITHUB_RUN_ATTEMPT", "workflow": "GITHUB_WORKFLOW",
-            "server_url": "GITHUB_SERVER_URL"}
+    keys = {"repository": "GITHUB_REPOSITORY", "sha": "GITHUB_SHA", "ref": "GITHUB_REF", "ref_name": "GITHUB_REF_NAME",
+            "ref_type": "GITHUB_REF_TYPE", "event_name": "GITHUB_EVENT_NAME", "run_id": "GITHUB_RUN_ID",
+            "run_attempt": "GITHUB_RUN_ATTEMPT", "workflow": "GITHUB_WORKFLOW", "server_url": "GITHUB_SERVER_URL"}
     info = {k: env[v] for k, v in keys.items() if env.get(v)}
     if {"server_url", "repository", "run_id"} <= info.keys():
         info["run_url"] = f"{info['server_url']}/{info['repository']}/actions/runs/{info['run_id']}"
@@ -45,7 +45,9 @@ def github_actions() -> dict[str, str] | None:
 
 def collect(source: dict) -> dict:
     gh = github_actions()
-    prov = {"source": source, "versions": library_versions(), "git_commit": (gh or {}).get("sha") or git_commit()}
+    # The checked-out commit first: a manual run (workflow_dispatch) checks out the release tag, while
+    # GITHUB_SHA stays the head of the branch it was started from.
+    prov = {"source": source, "versions": library_versions(), "git_commit": git_commit() or (gh or {}).get("sha")}
     if gh:
         prov["github_actions"] = gh
     return prov
