@@ -263,7 +263,8 @@ def _tfjs_context(manifest: dict[str, Any], folder: Path | None) -> dict[str, An
     meta = dict(model.get("meta") or {})
     if folder is not None and (folder / model["path"]).is_file():
         doc = json.loads((folder / model["path"]).read_text(encoding="utf-8"))
-        meta = {**(doc.get("userDefinedMetadata") or {}), **meta}
+        user = doc.get("userDefinedMetadata") or {}
+        meta = {**(user.get("meshrelease") or user), **meta}  # the TF.js writer nests its keys under "meshrelease"
     orientation = meta.get("input_orientation") or "RAS"
     trained = meta.get("trained_orientation") or "RAS"
     prefix = f"{tf_folder}/"
