@@ -168,8 +168,12 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
             inputs = parity_inputs(samples, r["crop"], r["random_size"], r["seed"])
             reference = ReferenceCache(model)
             for precision, rel in ONNX_FILES.items():
-                release.parity += onnx_parity(staging / rel, artifact=rel, precision=precision, inputs=inputs,
-                                              reference=reference, thresholds=r["thresholds"][precision])
+                results = onnx_parity(staging / rel, artifact=rel, precision=precision, inputs=inputs,
+                                      reference=reference, thresholds=r["thresholds"][precision])
+                release.parity += results
+                for res in results:
+                    reporter.note(f"{rel} on {res.input}: max |Δ| {res.max_abs:.2e}, agreement {res.agreement:.4%}, "
+                                  f"Dice {res.dice:.4f} {'ok' if res.passed else 'FAIL'}")
             release.sizes = size_checks(release)
             release.parity += verify_tfjs(release, model, r["samples"], note=reporter.note)  # real tfjs, LIA input
             release.estimates["activation_memory"] = activation_estimate(release)
