@@ -237,3 +237,37 @@ def test_plan_reads_the_config_named_by_meshrelease_config(tmp_path):
     rc, _, outputs = run_plan(tmp_path, GITHUB_EVENT_NAME="push", GITHUB_REF_TYPE="tag", GITHUB_REF_NAME="v3",
                               MESHRELEASE_CONFIG=str(config))
     assert (rc, outputs.splitlines()[-1]) == (0, "variants=" + json.dumps(["a", "c"]))
+
+
+def readme_release_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Releasing from GitHub Actions\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]
+
+
+def test_the_readme_release_section_matches_the_workflow():
+    section = readme_release_section()
+    wf = load("release.yml")
+    for pattern in wf["on"]["push"]["tags"]:
+        assert f"matching `{pattern}` is pushed" in section
+    for name in wf["on"]["workflow_dispatch"]["inputs"]:
+        assert f"`{name}`" in section
+    steps = wf["jobs"]["release"]["steps"]
+    publish = next(s for s in steps if s.get("id") == "publish")
+    secret = re.fullmatch(r"\$\{\{ secrets\.(\w+) \}\}", publish["env"]["HF_TOKEN"]).group(1)
+    assert f"the repository secret\n     `{secret}` as `HF_TOKEN`" in section and f"add the secret `{secret}`" in section
+    # The command as the README writes it: the workflow's, with its variables named as placeholders.
+    command = publish["run"].replace('"$VARIANT"', "VARIANT").replace('"$TAG"', "TAG").replace('"$RUNNER_TEMP/releases"', "$RUNNER_TEMP/releases")
+    assert f"`{command}`" in section
+    install = next(s for s in steps if s.get("name") == "Install (as the README does)")
+    assert install["run"].splitlines()[0] == "make setup" and "installs with `make setup`" in section
+    artifact = steps[-1]["with"]["name"].replace("${{ matrix.variant }}", "VARIANT").replace("${{ needs.plan.outputs.tag }}", "TAG")
+    assert f"artifact `{artifact}`" in section and f"(kept {steps[-1]['with']['retention-days']} days)" in section
+    group = wf["concurrency"]["group"].replace("${{ inputs.tag || github.ref_name }}", "TAG")
+    assert f"concurrency group `{group}`" in section
+    assert f"on\n   `{wf['jobs']['release']['runs-on']}` with Python 3.11 and Node 20" in section
+    assert "`permissions: contents: read`" in section and wf["permissions"] == {"contents": "read"}
+    assert "A tag pushed with the default `GITHUB_TOKEN` starts no workflow" in section
+    assert "`git push --follow-tags` pushes only *annotated* tags" in section
+    assert "`bash .ci/run`" in section and (REPO / ".ci" / "run").is_file()
