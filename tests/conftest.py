@@ -38,6 +38,16 @@ def _isolated_cache(tmp_path_factory):
             os.environ[k] = v
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _outside_github_actions():
+    """Tests run as if outside a workflow job even under GitHub Actions (ci.yml): meshrelease reads
+    GITHUB_* there (pushed-tag check, embedded-hub refusal, step summary and outputs). Tests of that
+    behaviour set the variables themselves."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("GITHUB_", "RUNNER_"))}
+    yield
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def release_26(tmp_path_factory):
     """The real MeshNet-26 release built once with the default settings (96³ real-MRI crop)."""
