@@ -73,11 +73,36 @@ def make_release_folder(folder: Path, tag: str = "v1", seed: bytes = b"a", lfs_s
     return folder
 
 
+def _build(out: Path, checkpoint: Path) -> Path:
+    from meshrelease.pipeline import BuildOptions, build_release
+
+    opts = BuildOptions(variant="meshnet_26", tag="v1", checkpoint=str(checkpoint), out=out, crop=int(CROP),
+                        config_path=str(CONFIG), repo="me/meshnet")
+    return build_release(opts).out_dir
+
+
+@pytest.fixture(scope="session")
+def built_v1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real MeshNet-26 release (fold 0 restart 0) built once per session with a 32^3 parity crop."""
+    return _build(tmp_path_factory.mktemp("built-v1"), CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def built_v1_other(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same variant and tag built from another checkpoint (restart 2): other content."""
+    return _build(tmp_path_factory.mktemp("built-v1-other"), OTHER_CHECKPOINT)
+
+
 def publish_args(server_url: str | None, *extra: str, tag: str = "v1", repo: str | None = "me/meshnet", out: Path,
-                 checkpoint: Path = CHECKPOINT) -> list[str]:
-    """argv for ``meshrelease publish meshnet_26`` on the real checkpoint with a small parity crop."""
+                 checkpoint: Path = CHECKPOINT, release_dir: Path | None = None) -> list[str]:
+    """argv for ``meshrelease publish meshnet_26`` on the real checkpoint with a small parity crop.
+
+    With ``release_dir`` the already-built folder is published (``--release-dir``) instead of rebuilding.
+    """
     args = ["publish", "meshnet_26", "--tag", tag, "--checkpoint", str(checkpoint), "--crop", CROP,
             "--config", str(CONFIG), "--out", str(out)]
+    if release_dir is not None:
+        args += ["--release-dir", str(release_dir)]
     if server_url is not None:
         args += ["--endpoint", server_url]
     if repo is not None:

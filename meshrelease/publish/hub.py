@@ -39,9 +39,17 @@ from .retry import RetryPolicy, status_of, with_retries
 DEFAULT_BRANCH = "main"
 MAX_CONFLICT_ROUNDS = 5
 KEEP_PATHS = frozenset({".gitattributes"})  # repo housekeeping, kept across releases
-# Manifest fields that change on every build of the same inputs (wall-clock time, stage timings):
-# two builds equal apart from these are the same release.
-VOLATILE_MANIFEST_KEYS = frozenset({"created", "timings"})
+# Manifest fields (at any depth) that change on every build of the same inputs: wall-clock
+# time and durations. Two builds equal apart from these are the same release.
+VOLATILE_MANIFEST_KEYS = frozenset({"created", "timings", "seconds"})
+
+
+def _without_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_volatile(v) for k, v in value.items() if k not in VOLATILE_MANIFEST_KEYS}
+    if isinstance(value, list):
+        return [_without_volatile(v) for v in value]
+    return value
 
 Log = Callable[[str], None]
 
@@ -129,6 +137,12 @@ class Publisher:
 
         try:
             return with_retries(fn, self.retry, on_retry=on_retry)
+        except RuntimeError as wrapped:
+            # huggingface_hub wraps LFS upload failures: "Error while uploading 'x' to the Hub."
+            cause = wrapped.__cause__
+            if isinstance(cause, (HfHubHTTPError, httpx2.TransportError, ConnectionError, TimeoutError)):
+                raise hub_error(f"{what} ({wrapped})", cause, self.session.endpoint) from None
+            raise
         except (HfHubHTTPError, httpx2.TransportError, ConnectionError, TimeoutError) as exc:
             if status_of(exc) in passthrough:
                 raise
@@ -166,8 +180,7 @@ class Publisher:
                 remote = json.loads(Path(path).read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError):
                 return False
-        strip = lambda m: {k: v for k, v in m.items() if k not in VOLATILE_MANIFEST_KEYS}  # noqa: E731
-        return isinstance(remote, dict) and strip(remote) == strip(plan.manifest)
+        return isinstance(remote, dict) and _without_volatile(remote) == _without_volatile(plan.manifest)
 
     # ---- the publish -------------------------------------------------------------------
     def push(self, plan: ReleasePlan) -> PublishResult:
