@@ -68,15 +68,15 @@ def run_publish(args: argparse.Namespace) -> int:
     where = target.describe()
     reporter = output.RichReporter(quiet=args.json)
     opts = options_from_args(args)
-    opts.repo = repo
+    opts.repo = repo  # the model card names the repo it is published to
     with open_hub(target) as session:  # the card's changelog compares against the repo's previous release
         opts.previous_manifest = previous_release_manifest(session, args.tag)
 
     if args.dry_run:
         with tempfile.TemporaryDirectory(prefix="meshrelease-dry-run-") as tmp:
             opts.out = tmp
-            release = build_release(opts, reporter)
-            plan = plan_release(release.out_dir, repo, args.tag, target.endpoint or f"embedded hub at {target.hub_root}",
+            folder = Path(args.release_dir) if args.release_dir else build_release(opts, reporter).out_dir
+            plan = plan_release(folder, repo, args.tag, target.endpoint or f"embedded hub at {target.hub_root}",
                                 private=args.private, force=args.force)
             summary = {"dry_run": True, **plan.to_dict()}
         if args.json:
@@ -93,8 +93,13 @@ def run_publish(args: argparse.Namespace) -> int:
         out.print("nothing was built into the release folder or sent to the Hub")
         return 0
 
-    release = build_release(opts, reporter)
-    plan = plan_release(release.out_dir, repo, args.tag, target.endpoint or "embedded",
+    release = None
+    if args.release_dir:
+        release_dir = Path(args.release_dir)  # built earlier (e.g. by a CI build job): checked, not rebuilt
+    else:
+        release = build_release(opts, reporter)
+        release_dir = release.out_dir
+    plan = plan_release(release_dir, repo, args.tag, target.endpoint or "embedded",
                         private=args.private, force=args.force)
 
     def log(message: str) -> None:
@@ -107,10 +112,13 @@ def run_publish(args: argparse.Namespace) -> int:
     with start_stage, open_hub(target, require_token=True) as session:
         result = push_release(plan, session, log=log)
         hint = session.download_hint(args.tag)
-    summary = {**result.to_dict(), "release_dir": str(release.out_dir), "download": hint}
+    summary = {**result.to_dict(), "release_dir": str(release_dir), "download": hint}
     if target.embedded:
         summary.update(endpoint=None, url=None, hub_root=str(target.hub_root))
-    github.report_release(release, published=summary)
+    if release is not None:
+        github.report_release(release, published=summary)
+    else:
+        github.report_folder(release_dir, published=summary)
     if args.json:
         _print_json(summary)
         return 0
@@ -243,6 +251,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repo", metavar="OWNER/NAME", help="Hub repo (default: the variant's configured repo, else local/VARIANT)")
     p.add_argument("--private", action="store_true", help="create the repo as private if it does not exist")
     p.add_argument("--dry-run", action="store_true", help="build in a temporary folder and print the plan; push nothing")
+    p.add_argument("--release-dir", metavar="DIR",
+                   help="publish this already-built release folder (checked against its manifest) instead of building")
     p.add_argument("--force", action="store_true", help="if TAG exists with other content, delete it and publish anyway (loud)")
     p.set_defaults(func=run_publish)
 
