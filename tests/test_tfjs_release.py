@@ -75,3 +75,20 @@ def _model():
     net = MeshNet(MeshNetSpec(channels=26))
     net.load_state_dict(torch.load(CHECKPOINT, weights_only=True, map_location="cpu")["model_state_dict"])
     return net.eval()
+
+
+def test_build_step_announces_the_python_fallback_when_node_is_missing(release_26, monkeypatch, tmp_path):
+    import copy
+
+    from meshrelease.export.tfjs_artifacts import verify_tfjs
+    from tests.conftest import T1
+
+    release = copy.copy(release_26)
+    release.estimates, release.timings = {}, {}
+    monkeypatch.setenv("PATH", str(tmp_path))  # no 'node' on PATH
+    notes: list[str] = []
+    results = verify_tfjs(release, _model(), [str(T1)], crop=16, note=notes.append)
+    assert notes == ["TF.js parity: Node.js is not installed (no 'node' on PATH); "
+                     "using meshrelease's Python re-implementation of the TF.js model instead"]
+    assert results[0].passed and results[0].runtime.startswith("python re-implementation of tfjs")
+    assert release.estimates["tfjs_parity"]["runner"] == "python"
