@@ -178,3 +178,15 @@ def test_non_finite_weights(broken, capsys):
     data[0:4] = np.array([np.nan], dtype="<f4").tobytes()
     broken.bin.write_bytes(bytes(data))
     check(broken.path, capsys, f"{broken.bin}: weight 'conv3d_0/kernel' has 1 non-finite values")
+
+
+def test_validate_tfjs_verb_reports_one_line(small_export, broken, capsys):
+    assert main(["validate-tfjs", str(small_export), "--node", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    doc = json.loads((small_export / "model.json").read_text())
+    assert summary["layers"] == len(doc["modelTopology"]["model_config"]["config"]["layers"])
+    assert summary["parameters"] == sum(int(np.prod(w["shape"])) for w in doc["weightsManifest"][0]["weights"])
+    assert summary["precision"] == "float32" and summary["tfjs_load"]["tfjs"] == "4.22.0"
+    broken.bin.write_bytes(broken.bin.read_bytes() + b"\0")
+    assert main(["validate-tfjs", str(broken.path)]) == 2
+    assert capsys.readouterr().err.startswith(f"meshrelease: error: {broken.bin}: 1 extra bytes after the last weight")

@@ -1,4 +1,4 @@
-"""``meshrelease import-brainchop``: a BrainChop TF.js MeshNet -> a checkpoint meshrelease can release."""
+"""BrainChop verbs: ``import-brainchop`` (TF.js MeshNet -> releasable checkpoint) and ``validate-tfjs``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..checkpoint.brainchop_import import import_brainchop, save_checkpoint, variant_toml
+from ..verify.tfjs_validate import validate_layers_model
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -29,6 +30,25 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_validate(args: argparse.Namespace) -> int:
+    model = validate_layers_model(args.dir)
+    summary = {"folder": str(model.directory), "layers": len(model.layers), "weights": len(model.weights),
+               "parameters": int(sum(w.size for w in model.weights.values())), "precision": model.precision,
+               "shards": model.shards, "input_shape": model.input_shape}
+    if args.node:
+        from ..verify.tfjs_parity import run_tfjs_node
+
+        _, loaded = run_tfjs_node(model.directory, None, timeout_s=args.timeout)
+        summary["tfjs_load"] = {"tfjs": loaded["tfjs"], "seconds": round(loaded["load_s"], 3)}
+    if args.json:
+        print(json.dumps(summary, indent=1, sort_keys=True))
+    else:
+        loaded = f"; loads in tfjs {summary['tfjs_load']['tfjs']}" if args.node else ""
+        print(f"{model.model_json}: valid layers-model, {summary['layers']} layers, {summary['parameters']:,} "
+              f"{model.precision} weights in {len(model.shards)} shard(s){loaded}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import-brainchop",
@@ -45,3 +65,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the model's BrainChop entry has enableTranspose: false (it sees the LIA array in (k, j, i) order)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     p.set_defaults(func=run_import)
+
+    v = sub.add_parser(
+        "validate-tfjs",
+        help="check a TF.js layers-model folder (structure, weights, shard bytes, names, inbound nodes)",
+        description="Validate any TF.js layers-model folder: JSON structure, every layer weight present with the "
+        "right shape, shard bytes exactly as the manifest implies, valid names, resolvable inbound nodes. "
+        "Prints one line; a problem is one error line naming the file.",
+    )
+    v.add_argument("dir", help="folder with model.json and its .bin shards")
+    v.add_argument("--node", action="store_true", help="also load it with tf.loadLayersModel in Node (under --timeout)")
+    v.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds allowed for the Node load (default 60)")
+    v.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    v.set_defaults(func=run_validate)
