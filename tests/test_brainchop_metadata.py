@@ -24,7 +24,7 @@ def test_model_list_entry_follows_the_activation_memory(channels):
     entry = brainchop_model_entry(name="meshnet", display_name="MeshNet", spec=spec, description="d", model_id=3)
     assert set(entry) == BRAINCHOP_FIELDS
     assert (entry["id"], entry["type"], entry["enableCrop"], entry["enableTranspose"]) == (3, "Segmentation", True, True)
-    assert entry["path"] == "./models/meshnet/model.json" and entry["colormapPath"] == "./models/meshnet/colormap.json"
+    assert entry["path"] == "/models/meshnet/model.json" and entry["colormapPath"] == "./models/meshnet/colormap.json"
     assert entry["enableQuantileNorm"] is False  # arc-meshchop trains with min-max
     activation = spec.activation_bytes()
     assert activation == channels * 256**3 * 4
@@ -55,7 +55,7 @@ def test_files_are_laid_out_for_public_models(tmp_path):
     assert (info["channels"], info["numClasses"], info["outputLabels"]) == (26, 2, ["background", "stroke lesion"])
     assert info["preprocessor"]["inputOrientation"] == "LIA" and info["kernelReorientation"] == "RAS->LIA"
     entry = json.loads(paths[2].read_text())
-    assert entry["path"] == "./models/meshnet_26/model.json" and entry["modelName"] == "MeshNet-26 (v1)"
+    assert entry["path"] == "/models/meshnet_26/model.json" and entry["modelName"] == "MeshNet-26 (v1)"
     with pytest.raises(ValueError) as err:
         write_brainchop_files(tmp_path / "x", name="x", display_name="x", spec=spec, labels=("a", "b", "c"))
     assert str(err.value) == "3 labels for a 2-class model"

@@ -49,7 +49,7 @@ def brainchop_model_entry(
     spec: MeshNetSpec,
     description: str = "",
     model_id: int = 1,
-    models_root: str = "./models",
+    models_root: str = "/models",
 ) -> dict:
     """One ``inferenceModelsList`` entry for a MeshNet released for BrainChop.
 
@@ -70,7 +70,7 @@ def brainchop_model_entry(
         "type": "Segmentation",
         "path": f"{models_root}/{name}/model.json",
         "modelName": display_name,
-        "colormapPath": f"{models_root}/{name}/{COLORMAP_JSON}",
+        "colormapPath": f".{models_root}/{name}/{COLORMAP_JSON}",  # BrainChop's own entries: "/models/..." and "./models/..."
         "preModelId": None,
         "preModelPostProcess": False,
         "isBatchOverlapEnable": False,
