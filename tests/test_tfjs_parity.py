@@ -122,3 +122,12 @@ def test_labels_match_pytorch_in_brainchop_orientation_on_a_tissue_model(tmp_pat
     assert ok.failures == [] and ok.agreement == 1.0 and ok.max_abs <= 1e-4
     assert 0.05 < ok.dice <= 1.0 and wrong.agreement < 0.99
     print(f"gw_ae 32³ labels: oriented agreement {ok.agreement:.4%}, unoriented {wrong.agreement:.4%}")
+
+
+def test_brainchop_input_does_not_depend_on_the_files_voxel_order(tmp_path):
+    import nibabel as nib
+
+    ras_file = tmp_path / "t1_ras.nii.gz"
+    nib.save(nib.as_closest_canonical(nib.load(str(T1))), str(ras_file))
+    assert "".join(nib.aff2axcodes(nib.load(str(ras_file)).affine)) == "RAS"
+    assert np.array_equal(brainchop_conform(ras_file), brainchop_conform(T1))

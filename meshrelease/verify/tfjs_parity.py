@@ -131,14 +131,17 @@ def _activation(x, kind: str, model: LayersModel, name: str):
 
 
 def brainchop_conform(path: str | Path) -> np.ndarray:
-    """The volume as BrainChop feeds it: conformed (256^3, 1 mm, LIA, uint8), then min-max to [0, 1].
+    """The volume as BrainChop feeds it: conformed (256^3, 1 mm, LIA voxel order), then min-max to [0, 1].
 
-    A volume already conformed (FreeSurfer's output, like the bundled T1) is used as is; others are
-    resampled with nibabel and scaled to uint8 by min-max (FreeSurfer scales more robustly).
+    A volume already on a 256^3 1 mm grid (FreeSurfer's output, like the bundled T1) is only re-ordered
+    to LIA, exactly, keeping its values. Any other volume is resampled once, the way training does
+    (:func:`~meshrelease.verify.mri.load_sample`), and re-ordered to LIA, so parity measures the
+    artifact and not two different resamplings.
     """
     import nibabel as nib
+    from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
-    from .mri import CONFORMED_SHAPE, minmax
+    from .mri import CONFORMED_SHAPE, load_sample, minmax
 
     p = Path(path)
     try:
@@ -147,16 +150,11 @@ def brainchop_conform(path: str | Path) -> np.ndarray:
         raise SampleError(f"sample {p}: not a readable NIfTI image ({type(exc).__name__})") from None
     if len(img.shape) == 4 and img.shape[3] == 1:
         img = img.slicer[..., 0]
-    codes = "".join(nib.aff2axcodes(img.affine))
     zooms = img.header.get_zooms()[:3]
-    data = np.asarray(img.dataobj)
-    if not (codes == BRAINCHOP_ORIENTATION and img.shape == CONFORMED_SHAPE and all(abs(z - 1) < 1e-3 for z in zooms)
-            and data.dtype == np.uint8):
-        from nibabel.processing import conform
-
-        img = conform(img, out_shape=CONFORMED_SHAPE, voxel_size=(1.0, 1.0, 1.0), orientation=BRAINCHOP_ORIENTATION, order=1)
-        data = np.rint(minmax(np.asarray(img.dataobj, dtype=np.float32)) * 255).astype(np.uint8)
-    return minmax(data.astype(np.float32))
+    if img.shape == CONFORMED_SHAPE and all(abs(z - 1) < 1e-3 for z in zooms):
+        ornt = ornt_transform(io_orientation(img.affine), axcodes2ornt(tuple(BRAINCHOP_ORIENTATION)))
+        return minmax(np.ascontiguousarray(apply_orientation(np.asarray(img.dataobj), ornt), dtype=np.float32))
+    return reorient_volume(load_sample(p), TRAINED_ORIENTATION, BRAINCHOP_ORIENTATION)
 
 
 def crop_box(shape: tuple[int, ...], size: int, center: tuple[int, int, int] | None = None) -> tuple[slice, slice, slice]:
