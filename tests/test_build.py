@@ -171,7 +171,8 @@ def test_failed_parity_fails_the_build_and_writes_nothing(tmp_path, capsys):
     cfg = tmp_path / "strict.toml"
     cfg.write_text((REPO / "meshrelease.toml").read_text().replace(
         'checkpoint = "../shared', f'checkpoint = "{REPO.parent}/shared').replace(
-        'samples = ["../shared', f'samples = ["{REPO.parent}/shared').replace("max_abs = 1e-4", "max_abs = 1e-9"))
+        'samples = ["../shared', f'samples = ["{REPO.parent}/shared').replace(
+        'results = "../shared', f'results = "{REPO.parent}/shared').replace("max_abs = 1e-4", "max_abs = 1e-9"))
     out = tmp_path / "out"
     code = main(["build", "meshnet_26", "--tag", "v1", "--out", str(out), "--crop", "32", "--config", str(cfg)])
     err = capsys.readouterr().err
