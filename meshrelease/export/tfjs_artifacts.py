@@ -44,12 +44,14 @@ def export_tfjs(release: Release, layers: list[FoldedConv], *, precision: str = 
         release.add_file(f"{TFJS_DIR}/{path.name}", _DOC_FORMATS[path.name], document=True)
 
 
-def verify_tfjs(release: Release, reference_model, samples: list[str | Path], *, crop: int = DEFAULT_CROP,
+def verify_tfjs(release: Release, reference_model, samples: list[str | Path], *, crop: int | None = None,
                 note: Callable[[str], None] = lambda message: None) -> list[ParityResult]:
     """TF.js parity on the first real sample (or a seeded random volume) in BrainChop's orientation.
 
+    The crop side is ``crop``, else ``release.settings["tfjs_crop"]``, else 32 (pure-JS tfjs is slow).
     Node's tfjs is the runtime; without it the in-Python re-implementation runs and ``note`` says why.
     """
+    crop = int(crop or release.settings.get("tfjs_crop") or DEFAULT_CROP)
     status = node_runner_status()
     if not status.available:
         note(f"TF.js parity: {status.reason}; using meshrelease's Python re-implementation of the TF.js model instead")
