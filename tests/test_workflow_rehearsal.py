@@ -122,17 +122,22 @@ def test_the_rehearsed_tag_push_publishes_a_release_hf_hub_download_fetches_by_t
 def test_the_manifest_records_the_github_run_that_built_it(tag_push, hub, tmp_path):
     from huggingface_hub import hf_hub_download
 
-    the_release_job(tag_push)
+    job = the_release_job(tag_push)
+    sha = job.env["GITHUB_SHA"]  # HEAD when the rehearsal started
     manifest = json.loads(Path(hf_hub_download(REPO_ID, "manifest.json", revision="v1", endpoint=hub.url, token=TOKEN,
                                                cache_dir=tmp_path)).read_text())
     gh = manifest["provenance"]["github_actions"]
     assert gh == {
-        "repository": "neuroneural/meshrelease", "sha": head_sha(), "ref": "refs/tags/v1", "ref_name": "v1",
+        "repository": "neuroneural/meshrelease", "sha": sha, "ref": "refs/tags/v1", "ref_name": "v1",
         "ref_type": "tag", "event_name": "push", "run_id": "987654", "run_attempt": "1", "workflow": "release",
         "server_url": "https://github.com",
         "run_url": "https://github.com/neuroneural/meshrelease/actions/runs/987654",
     }
-    assert manifest["provenance"]["git_commit"] == head_sha()
+    # The checked-out commit, read when the build ran: GITHUB_SHA, or a later commit when someone commits to
+    # this working copy during the rehearsal (on a runner the checkout does not move).
+    commit = manifest["provenance"]["git_commit"]
+    assert re.fullmatch(r"[0-9a-f]{40}", commit)
+    assert subprocess.run(["git", "merge-base", "--is-ancestor", sha, commit], cwd=REPO).returncode == 0
 
 
 def test_the_job_summary_shows_files_parity_sizes_and_where_it_was_published(tag_push, hub):
