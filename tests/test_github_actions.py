@@ -121,3 +121,32 @@ def test_the_summary_of_a_failed_build_lists_what_failed():
         "Built by run https://github.com/o/r/actions/runs/5 from commit `c0ffee`.",
         "",
     ])
+
+
+def test_publishing_a_prebuilt_folder_reports_it_from_its_manifest(tmp_path):
+    folder = tmp_path / "meshnet_26" / "v1"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text('{"variant": "meshnet_26", "tag": "v1", "files": [], "parity": [], "sizes": []}')
+    env = {"GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    published = {"status": "released", "repo": "me/meshnet_26", "tag": "v1", "commit": "a" * 40,
+                 "endpoint": "https://huggingface.co", "url": "https://huggingface.co/me/meshnet_26/tree/v1"}
+    assert github.report_folder(folder, published=published, env=env) is True
+    assert (tmp_path / "out").read_text() == (
+        f"variant=meshnet_26\ntag=v1\nrelease_dir={folder}\nrepo=me/meshnet_26\ncommit={'a' * 40}\n"
+        "url=https://huggingface.co/me/meshnet_26/tree/v1\nstatus=released\n")
+    assert (tmp_path / "summary.md").read_text() == "\n".join([
+        "## ✅ meshnet_26 v1: released",
+        "",
+        f"Published to **me/meshnet_26** on https://huggingface.co as tag `v1`, commit `{'a' * 40}`.",
+        "Browse: https://huggingface.co/me/meshnet_26/tree/v1",
+        "",
+        "Fetch it with:",
+        "",
+        "```",
+        "hf_hub_download('me/meshnet_26', 'manifest.json', revision='v1')",
+        "```",
+        "",
+        f"Release folder: `{folder}`",
+        "",
+        "",
+    ])
