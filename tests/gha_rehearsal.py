@@ -439,7 +439,7 @@ class Rehearsal:
     """Run ``workflow`` (YAML text) for ``event`` in ``workspace``; scratch files go under ``tmp``."""
 
     def __init__(self, workflow: str, *, workspace: Path, tmp: Path, event: Event, secrets: dict[str, str],
-                 repository: str = "example/meshrelease", run_id: str = "4242", base_env: dict[str, str] | None = None,
+                 repository: str = "example/meshrelease", run_id: str = "4242", run_attempt: str = "1", base_env: dict[str, str] | None = None,
                  server_url: str = "https://github.com"):
         self.data = yaml.safe_load(workflow)
         if not isinstance(self.data, dict) or "jobs" not in self.data:
@@ -452,6 +452,7 @@ class Rehearsal:
         self.secrets = {"GITHUB_TOKEN": "ghs_rehearsal", **secrets}
         self.repository = repository
         self.run_id = run_id
+        self.run_attempt = run_attempt
         self.server_url = server_url
         self.base_env = dict(base_env if base_env is not None else os.environ)
         self.artifacts = self.tmp / "artifacts"
@@ -497,7 +498,7 @@ class Rehearsal:
         return {
             "event_name": self.event.name, "ref": self.event.ref, "ref_name": self.event.ref_name,
             "ref_type": self.event.ref_type, "sha": self.event.sha, "repository": self.repository,
-            "repository_owner": owner, "run_id": self.run_id, "run_number": "7", "run_attempt": "1",
+            "repository_owner": owner, "run_id": self.run_id, "run_number": "7", "run_attempt": self.run_attempt,
             "server_url": self.server_url, "api_url": "https://api.github.com", "actor": "rehearsal",
             "workflow": self.data.get("name", "workflow"), "workspace": str(self.workspace), "job": job,
             "event": {"inputs": self.inputs()} if self.event.name == "workflow_dispatch" else {"ref": self.event.ref},

@@ -48,13 +48,13 @@ def runner_base_env(tmp: Path, hub_url: str) -> dict[str, str]:
 
 
 def rehearse(tmp: Path, hub_url: str, *, workflow: str | None = None, event: Event | None = None,
-             extra_env: dict[str, str] | None = None) -> RunResult:
+             extra_env: dict[str, str] | None = None, run_attempt: str = "1") -> RunResult:
     env = runner_base_env(tmp, hub_url)
     env.update(extra_env or {})
     rehearsal = Rehearsal(workflow if workflow is not None else WORKFLOW.read_text(encoding="utf-8"),
                           workspace=REPO, tmp=tmp, event=event or Event("push", "refs/tags/v1", head_sha()),
                           secrets={"HF_TOKEN": TOKEN}, repository="neuroneural/meshrelease", run_id="987654",
-                          base_env=env)
+                          run_attempt=run_attempt, base_env=env)
     return rehearsal.run()
 
 
@@ -129,7 +129,7 @@ def test_the_manifest_records_the_github_run_that_built_it(tag_push, hub, tmp_pa
     gh = manifest["provenance"]["github_actions"]
     assert gh == {
         "repository": "neuroneural/meshrelease", "sha": sha, "ref": "refs/tags/v1", "ref_name": "v1",
-        "ref_type": "tag", "event_name": "push", "run_id": "987654", "run_attempt": "1", "workflow": "release",
+        "ref_type": "tag", "event_name": "push", "run_id": "987654", "workflow": "release",
         "server_url": "https://github.com",
         "run_url": "https://github.com/neuroneural/meshrelease/actions/runs/987654",
     }
@@ -138,6 +138,21 @@ def test_the_manifest_records_the_github_run_that_built_it(tag_push, hub, tmp_pa
     commit = manifest["provenance"]["git_commit"]
     assert re.fullmatch(r"[0-9a-f]{40}", commit)
     assert subprocess.run(["git", "merge-base", "--is-ancestor", sha, commit], cwd=REPO).returncode == 0
+
+
+def test_re_running_the_jobs_of_a_released_run_reports_already_released(tag_push, hub, tmp_path):
+    """GitHub's "Re-run all jobs" keeps the run id: the rebuild is byte-identical, so publish exits 0."""
+    from huggingface_hub import HfApi
+
+    first = the_release_job(tag_push).step("publish").outputs["commit"]
+    again = rehearse(tmp_path, hub.url, run_attempt="2")
+    (job,) = again.jobs["release"]
+    assert job.status == "success", job.failure_report()
+    publish = job.step("publish")
+    assert publish.returncode == 0 and publish.outputs["status"] == "already released"
+    assert publish.outputs["commit"] == first
+    refs = HfApi(endpoint=hub.url, token=TOKEN).list_repo_refs(REPO_ID)
+    assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", first)]
 
 
 def test_the_job_summary_shows_files_parity_sizes_and_where_it_was_published(tag_push, hub):

@@ -36,7 +36,9 @@ def github_actions() -> dict[str, str] | None:
         return None
     keys = {"repository": "GITHUB_REPOSITORY", "sha": "GITHUB_SHA", "ref": "GITHUB_REF", "ref_name": "GITHUB_REF_NAME",
             "ref_type": "GITHUB_REF_TYPE", "event_name": "GITHUB_EVENT_NAME", "run_id": "GITHUB_RUN_ID",
-            "run_attempt": "GITHUB_RUN_ATTEMPT", "workflow": "GITHUB_WORKFLOW", "server_url": "GITHUB_SERVER_URL"}
+            "workflow": "GITHUB_WORKFLOW", "server_url": "GITHUB_SERVER_URL"}
+    # Not GITHUB_RUN_ATTEMPT: "Re-run jobs" keeps the run id and must rebuild the same bytes, so that a
+    # re-run publish finds its tag "already released" instead of refusing different content.
     info = {k: env[v] for k, v in keys.items() if env.get(v)}
     if {"server_url", "repository", "run_id"} <= info.keys():
         info["run_url"] = f"{info['server_url']}/{info['repository']}/actions/runs/{info['run_id']}"
