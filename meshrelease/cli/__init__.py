@@ -13,7 +13,7 @@ from .. import __version__
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from . import build
+    from . import brainchop, build, card, hub
 
     parser = argparse.ArgumentParser(
         prog="meshrelease",
@@ -23,15 +23,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"meshrelease {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    build.register(sub)
-    for name in ("hub", "brainchop", "card"):
-        try:
-            module = __import__(f"meshrelease.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"meshrelease.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+    for command in (build, hub, card, brainchop):
+        command.register(sub)
     return parser
 
 

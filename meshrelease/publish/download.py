@@ -27,6 +27,7 @@ from huggingface_hub.errors import (
 )
 
 from ..errors import IntegrityError, OutputError, ReleaseNotFoundError, SourceError
+from ..export.tfjs_artifacts import validate_release_tfjs
 from .endpoint import HubSession
 from .plan import MANIFEST_NAME, git_blob_oid_file
 
@@ -108,6 +109,7 @@ def fetch_release(session: HubSession, tag: str) -> Iterator[FetchedRelease]:
         except (ValueError, UnicodeDecodeError):
             raise IntegrityError(f"{where}: {MANIFEST_NAME} is not valid JSON") from None
         files = check_against_manifest(snapshot, manifest, where)
+        validate_release_tfjs(snapshot, manifest)  # the bytes match; the TF.js folder must also load
         yield FetchedRelease(repo, tag, commit, snapshot, manifest, files)
 
 

@@ -1,4 +1,4 @@
-"""Re-run ONNX parity on a release as downloaded from the Hub.
+"""Re-run ONNX and TF.js parity on a release as downloaded from the Hub.
 
 The reference is the PyTorch model rebuilt from the checkpoint the manifest records (pinned to
 its sha256, so a different file is refused), the inputs and thresholds are the ones the build
@@ -15,6 +15,7 @@ from ..checkpoint.load import build_model, read_state_dict
 from ..checkpoint.pull import pull_checkpoint
 from ..config import load_config
 from ..errors import VerificationError
+from ..export.tfjs_artifacts import rerun_tfjs_parity
 from ..verify.mri import load_sample
 from ..verify.onnx_parity import ReferenceCache, onnx_parity, parity_inputs
 from ..verify.parity import DEFAULT_THRESHOLDS, ParityResult, Thresholds
@@ -60,6 +61,7 @@ def rerun_parity(
                                thresholds=thresholds.get(precision, DEFAULT_THRESHOLDS.get(precision, Thresholds())))
     if not results:
         raise VerificationError("the release lists no ONNX files; nothing to re-run parity on")
+    results += rerun_tfjs_parity(folder, manifest, model, paths)
     failures = [f for r in results for f in r.failures]
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
