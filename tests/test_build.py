@@ -45,6 +45,9 @@ def test_release_folder_has_every_artifact_hashed_in_the_manifest(release_26):
     precisions = {f["path"]: f["precision"] for f in m["files"] if f["format"] == "onnx"}
     assert precisions == {"onnx/model.onnx": "fp32", "onnx/model_fp16.onnx": "fp16", "onnx/model_int8.onnx": "int8"}
     assert m["provenance"]["source"]["sha256"] == sha(CHECKPOINT)
+    # a local source is recorded relative to the working directory: no machine layout in a published manifest
+    assert m["provenance"]["source"]["uri"] == os.path.relpath(CHECKPOINT, Path.cwd())
+    assert str(REPO.parent) not in (folder / "manifest.json").read_text()
     assert m["provenance"]["versions"]["torch"] == torch.__version__.split("+")[0] or m["provenance"]["versions"]["torch"].startswith("2.")
     assert m["settings"]["int8_method"] == "weight-only"
 
@@ -126,6 +129,9 @@ def test_size_budgets_follow_the_parameter_count(release_26):
     assert sizes["onnx/model.onnx"]["budget"] == int(1.03 * 147_474 * 4)
     assert sizes["onnx/model_fp16.onnx"]["budget"] == int(0.53 * fp32_bytes)
     assert sizes["onnx/model_int8.onnx"]["budget"] == int(0.30 * fp32_bytes)
+    shards = sorted((release_26.out_dir / "tfjs").glob("*.bin"))
+    tfjs = sizes[f"tfjs/*.bin ({len(shards)} shard{'s' if len(shards) > 1 else ''})"]
+    assert tfjs["bytes"] == sum(p.stat().st_size for p in shards) and tfjs["budget"] == int(1.03 * 147_474 * 4)
     assert all(s["passed"] and s["bytes"] <= s["budget"] for s in sizes.values())
     act = m["estimates"]["activation_memory"]
     assert act["bytes_per_activation_fp32"] == 26 * 256**3 * 4

@@ -36,7 +36,10 @@ class CheckpointSource:
     size: int
 
     def to_dict(self) -> dict:
-        return {"uri": self.uri, "kind": self.kind, "sha256": self.sha256, "size": self.size}
+        """What the manifest records. A local path is stored relative to the working directory: an
+        absolute path would leak the build machine's layout and make two clones build different manifests."""
+        uri = os.path.relpath(Path(self.uri).resolve(), Path.cwd()) if self.kind == "local" else self.uri
+        return {"uri": uri, "kind": self.kind, "sha256": self.sha256, "size": self.size}
 
 
 def cache_root() -> Path:

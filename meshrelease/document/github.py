@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, TagMismatchError
+from .manifest import _fmt, parity_markdown, sizes_markdown
 
 Env = Mapping[str, str]
 
@@ -87,10 +88,6 @@ def set_outputs(values: Mapping[str, Any], env: Env | None = None) -> bool:
     return True
 
 
-def _fmt(value: Any, spec: str) -> str:
-    return format(value, spec) if isinstance(value, (int, float)) else "?"
-
-
 def summary_markdown(manifest: Mapping[str, Any], published: Mapping[str, Any] | None = None,
                      error: str | None = None, release_dir: str | os.PathLike | None = None) -> str:
     """The release summary: outcome, where it went, files, parity and sizes, from a manifest dict.
@@ -127,27 +124,8 @@ def summary_markdown(manifest: Mapping[str, Any], published: Mapping[str, Any] |
             lines.append(f"| `{f.get('path')}` | {f.get('format', '')} | {f.get('precision', '')} | "
                          f"{_fmt(f.get('size'), ',')} | `{str(f.get('sha256', ''))[:16]}…` |")
         lines.append("")
-    parity = manifest.get("parity") or []
-    if parity:
-        ok = sum(1 for p in parity if p.get("passed"))
-        lines += [f"### Parity against PyTorch: {ok}/{len(parity)} passed", "",
-                  "| artifact | runtime | input | max abs diff | argmax agreement | Dice | result |",
-                  "|---|---|---|--:|--:|--:|---|"]
-        for p in parity:
-            result = "pass" if p.get("passed") else "**FAIL**: " + "; ".join(p.get("failures") or [])
-            lines.append(f"| `{p.get('artifact')}` | {p.get('runtime', '')} | {p.get('input')} | "
-                         f"{_fmt(p.get('max_abs'), '.2e')} | {_fmt(p.get('agreement'), '.4%')} | "
-                         f"{_fmt(p.get('dice'), '.4f')} | {result} |")
-        lines.append("")
-    sizes = manifest.get("sizes") or []
-    if sizes:
-        ok = sum(1 for s in sizes if s.get("passed"))
-        lines += [f"### Sizes: {ok}/{len(sizes)} within budget", "",
-                  "| artifact | bytes | budget | rule | result |", "|---|--:|--:|---|---|"]
-        for s in sizes:
-            lines.append(f"| `{s.get('artifact')}` | {_fmt(s.get('bytes'), ',')} | {_fmt(s.get('budget'), ',')} | "
-                         f"{s.get('rule', '')} | {'pass' if s.get('passed') else '**FAIL**'} |")
-        lines.append("")
+    lines += parity_markdown(manifest.get("parity") or [])
+    lines += sizes_markdown(manifest.get("sizes") or [])
     provenance = manifest.get("provenance") or {}
     run = provenance.get("github_actions") or {}
     if run.get("run_url"):

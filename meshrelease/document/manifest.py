@@ -7,6 +7,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Mapping
 
 from ..record import MANIFEST_NAME, REPORT_NAME, Release
 
@@ -60,24 +61,51 @@ def read_manifest(folder: Path) -> dict:
     return json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
 
 
+def _fmt(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "?"
+
+
+def parity_markdown(parity: list[Mapping[str, Any]], heading: str = "###") -> list[str]:
+    """Markdown table of manifest parity rows (also used for the GitHub step summary)."""
+    if not parity:
+        return []
+    ok = sum(1 for p in parity if p.get("passed"))
+    lines = [f"{heading} Parity against PyTorch: {ok}/{len(parity)} passed", "",
+             "| artifact | runtime | input | max abs diff | argmax agreement | Dice | result |",
+             "|---|---|---|--:|--:|--:|---|"]
+    for p in parity:
+        result = "pass" if p.get("passed") else "**FAIL**: " + "; ".join(p.get("failures") or [])
+        lines.append(f"| `{p.get('artifact')}` | {p.get('runtime', '')} | {p.get('input')} | "
+                     f"{_fmt(p.get('max_abs'), '.2e')} | {_fmt(p.get('agreement'), '.4%')} | "
+                     f"{_fmt(p.get('dice'), '.4f')} | {result} |")
+    return lines + [""]
+
+
+def sizes_markdown(sizes: list[Mapping[str, Any]], heading: str = "###") -> list[str]:
+    """Markdown table of manifest size checks."""
+    if not sizes:
+        return []
+    ok = sum(1 for s in sizes if s.get("passed"))
+    lines = [f"{heading} Sizes: {ok}/{len(sizes)} within budget", "",
+             "| artifact | bytes | budget | rule | result |", "|---|--:|--:|---|---|"]
+    for s in sizes:
+        lines.append(f"| `{s.get('artifact')}` | {_fmt(s.get('bytes'), ',')} | {_fmt(s.get('budget'), ',')} | "
+                     f"{s.get('rule', '')} | {'pass' if s.get('passed') else '**FAIL**'} |")
+    return lines + [""]
+
+
 def render_report(release: Release) -> str:
     """Markdown report of the parity and size checks."""
-    lines = [f"# {release.variant.name} {release.tag}: verification report", ""]
-    lines.append(f"Source: `{release.source.uri if release.source else '?'}` sha256 `{release.source.sha256 if release.source else '?'}`")
-    lines += ["", "## Parity against PyTorch (eval mode)", "",
-              "| artifact | runtime | input | max abs diff | mean abs diff | argmax agreement | foreground Dice | result |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in release.parity:
-        lines.append(f"| {r.artifact} | {r.runtime} | {r.input} | {r.max_abs:.3g} | {r.mean_abs:.3g} | {r.agreement:.4%} | "
-                     f"{r.dice:.4f} | {'pass' if r.passed else 'FAIL: ' + '; '.join(r.failures)} |")
-    lines += ["", "## Sizes", "", "| artifact | bytes | budget | rule | result |", "|---|---|---|---|---|"]
-    for s in release.sizes:
-        lines.append(f"| {s.artifact} | {s.size:,} | {s.budget:,} | {s.rule} | {'pass' if s.passed else 'FAIL'} |")
+    src = release.source
+    lines = [f"# {release.variant.name} {release.tag}: verification report", "",
+             f"Source: `{src.to_dict()['uri'] if src else '?'}` sha256 `{src.sha256 if src else '?'}`", ""]
+    lines += parity_markdown([r.to_dict() for r in release.parity], "##")
+    lines += sizes_markdown([s.to_dict() for s in release.sizes], "##")
     est = release.estimates.get("activation_memory")
     if est:
-        lines += ["", f"Activation memory at 256^3: {est['bytes_per_activation_fp32'] / 2**30:.2f} GiB per hidden "
-                  f"activation ({est['formula']})."]
-    lines += ["", f"Overall: {'PASS' if release.passed else 'FAIL'}", ""]
+        lines += [f"Activation memory at 256³: {est['bytes_per_activation_fp32'] / 2**30:.2f} GiB per hidden "
+                  f"activation ({est['formula']}).", ""]
+    lines += [f"Overall: {'PASS' if release.passed else 'FAIL'}", ""]
     return "\n".join(lines)
 
 

@@ -21,6 +21,27 @@ def size_checks(release: Release) -> list[SizeCheck]:
             if precision in onnx:
                 a = onnx[precision]
                 checks.append(SizeCheck(a.path, a.size, int(factor * fp32.size), f"<= {factor} x fp32 file ({fp32.size:,} B)"))
+    checks += tfjs_size_checks(release, params)
+    return checks
+
+
+TFJS_FACTORS = {"fp32": 1.0, "fp16": 0.53, "float16": 0.53, "uint8": 0.30, "int8": 0.30}
+
+
+def tfjs_size_checks(release: Release, params: int) -> list[SizeCheck]:
+    """TF.js weight shards of each layers-model folder vs the same parameter budget, scaled by precision."""
+    checks = []
+    models = [a for a in release.artifacts if a.format == "tfjs-layers" and a.path.endswith("model.json")]
+    for model in models:
+        folder = model.path.rsplit("/", 1)[0] + "/"
+        shards = [a for a in release.artifacts if a.format == "tfjs-layers" and a.path.startswith(folder)
+                  and a.path.endswith(".bin")]
+        factor = TFJS_FACTORS.get(model.precision, 1.0)
+        budget = int(factor * FP32_FACTOR * params * 4)
+        rule = f"<= {factor} x {FP32_FACTOR} x {params:,} params x 4 B" if factor != 1.0 else \
+            f"<= {FP32_FACTOR} x {params:,} params x 4 B"
+        checks.append(SizeCheck(f"{folder}*.bin ({len(shards)} shard{'s' if len(shards) != 1 else ''})",
+                                sum(a.size for a in shards), budget, rule))
     return checks
 
 
