@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ConfigError, InvalidTagError, UnknownVariantError
-from .model.meshnet import ARC_DILATIONS, MeshNetSpec
+from .model.spec import ARC_DILATIONS, MeshNetSpec
 from .verify.parity import DEFAULT_THRESHOLDS, Thresholds
 
 if sys.version_info >= (3, 11):
@@ -23,6 +23,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 INT8_METHODS = ("weight-only", "dynamic", "static")
+TFJS_WEIGHTS = ("float32", "float16", "uint8")
 DEFAULT_LABELS = ("background", "lesion")
 
 
@@ -48,6 +49,8 @@ class Config:
     out: str = "releases"
     crop: int = 96
     random_size: int = 32
+    tfjs_crop: int = 32
+    tfjs_weights: str = "float32"
     seed: int = 0
     int8_method: str = "weight-only"
     opset: int = 17
@@ -132,6 +135,9 @@ def parse_config(data: dict, path: Path | None = None) -> Config:
     int8 = rel.get("int8_method", "weight-only")
     if int8 not in INT8_METHODS:
         raise ConfigError(f"{where}: int8_method {int8!r} is not one of {', '.join(INT8_METHODS)}")
+    tfjs_weights = rel.get("tfjs_weights", "float32")
+    if tfjs_weights not in TFJS_WEIGHTS:
+        raise ConfigError(f"{where}: tfjs_weights {tfjs_weights!r} is not one of {', '.join(TFJS_WEIGHTS)}")
     samples = tuple(_rel(base, s) for s in rel.get("samples", []))
     return Config(
         variants=variants,
@@ -139,6 +145,8 @@ def parse_config(data: dict, path: Path | None = None) -> Config:
         out=_rel(base, rel["out"]) if "out" in rel else "releases",  # type: ignore[arg-type]
         crop=int(rel.get("crop", 96)),
         random_size=int(rel.get("random_size", 32)),
+        tfjs_crop=int(rel.get("tfjs_crop", 32)),
+        tfjs_weights=tfjs_weights,
         seed=int(rel.get("seed", 0)),
         int8_method=int8,
         opset=int(rel.get("opset", 17)),

@@ -13,11 +13,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from .checkpoint.load import build_model, read_state_dict
 from .checkpoint.pull import pull_checkpoint
-from .config import Config, INT8_METHODS, load_config, validate_tag
+from .config import INT8_METHODS, TFJS_WEIGHTS, Config, load_config, validate_tag
 from .document import card as card_doc
 from .document import manifest as manifest_doc
 from .document.provenance import collect as collect_provenance
@@ -26,24 +26,11 @@ from .errors import ConfigError, OutputError, VerificationError
 from .export.onnx_artifacts import ONNX_FILES, export_onnx
 from .export.tfjs_artifacts import export_tfjs, verify_tfjs
 from .model.fold import fold_batchnorm
+from .progress import Reporter
 from .record import Release
 from .verify.mri import center_crop, load_sample
 from .verify.onnx_parity import ReferenceCache, onnx_parity, parity_inputs
 from .verify.size import activation_estimate, size_checks
-
-
-class Reporter:
-    """Progress sink; the CLI subclasses it with rich output. The default is silent."""
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        yield
-
-    def note(self, message: str) -> None:
-        pass
-
-    def download(self, done: int, total: int | None) -> None:
-        pass
 
 
 @dataclass
@@ -59,6 +46,8 @@ class BuildOptions:
     crop: int | None = None
     full: bool = False
     random_size: int | None = None
+    tfjs_crop: int | None = None
+    tfjs_weights: str | None = None
     seed: int | None = None
     int8_method: str | None = None
     opset: int | None = None
@@ -86,7 +75,11 @@ def resolve(opts: BuildOptions) -> tuple[Config, dict]:
         raise ConfigError(f"int8 method {int8!r} is not one of {', '.join(INT8_METHODS)}")
     crop = 256 if opts.full else (opts.crop or cfg.crop)
     random_size = opts.random_size or cfg.random_size
-    for name, value in (("crop", crop), ("random size", random_size)):
+    tfjs_crop = opts.tfjs_crop or cfg.tfjs_crop
+    tfjs_weights = opts.tfjs_weights or cfg.tfjs_weights
+    if tfjs_weights not in TFJS_WEIGHTS:
+        raise ConfigError(f"TF.js weights {tfjs_weights!r} is not one of {', '.join(TFJS_WEIGHTS)}")
+    for name, value in (("crop", crop), ("random size", random_size), ("TF.js crop", tfjs_crop)):
         if not 4 <= value <= 256:
             raise ConfigError(f"{name} {value} must be between 4 and 256 voxels")
     resolved = {
@@ -98,6 +91,8 @@ def resolve(opts: BuildOptions) -> tuple[Config, dict]:
         "samples": list(opts.samples if opts.samples is not None else cfg.samples),
         "crop": crop,
         "random_size": random_size,
+        "tfjs_crop": tfjs_crop,
+        "tfjs_weights": tfjs_weights,
         "seed": opts.seed if opts.seed is not None else cfg.seed,
         "int8_method": int8,
         "opset": opts.opset or cfg.opset,
@@ -151,6 +146,7 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
     release = Release(variant=r["variant"], tag=opts.tag, workdir=staging, metrics=metrics)
     release.settings = {
         "crop": r["crop"], "random_size": r["random_size"], "seed": r["seed"], "int8_method": r["int8_method"],
+        "tfjs_crop": r["tfjs_crop"], "tfjs_weights": r["tfjs_weights"],
         "opset": r["opset"], "samples": list(samples), "thresholds": {k: t.to_dict() for k, t in r["thresholds"].items()},
     }
     try:
@@ -163,7 +159,7 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
         with timed(release, reporter, "export"):
             calibration = [center_crop(v, 48) for v in samples.values()] if r["int8_method"] == "static" else None
             export_onnx(release, layers, opset=r["opset"], int8_method=r["int8_method"], calibration=calibration)
-            export_tfjs(release, layers)  # tfjs/: BrainChop folder (model.json, shards, colormap, entry)
+            export_tfjs(release, layers, precision=r["tfjs_weights"])  # tfjs/: BrainChop folder (model.json, shards, colormap, entry)
         with timed(release, reporter, "verify"):
             inputs = parity_inputs(samples, r["crop"], r["random_size"], r["seed"])
             reference = ReferenceCache(model)

@@ -208,3 +208,17 @@ def test_github_actions_provenance(tmp_path, monkeypatch):
     prov = read_manifest(tmp_path / "meshnet_26/v1")["provenance"]
     assert prov["github_actions"]["sha"] == "a" * 40
     assert prov["github_actions"]["run_url"] == "https://github.com/org/models/actions/runs/42"
+
+
+def test_tfjs_weights_can_be_stored_as_float16(tmp_path):
+    assert main(build_cli(tmp_path, "--tfjs-weights", "float16", "--tfjs-crop", "16", "--json")) == 0
+    folder = tmp_path / "meshnet_26/v1"
+    m = read_manifest(folder)
+    model_json = json.loads((folder / "tfjs/model.json").read_text())
+    (group,) = model_json["weightsManifest"]
+    assert {w["quantization"]["dtype"] for w in group["weights"]} == {"float16"}
+    shard_bytes = sum(p.stat().st_size for p in (folder / "tfjs").glob("*.bin"))
+    assert shard_bytes == 2 * (147_474 - 9 * 2 * 26)  # two bytes per folded value
+    (row,) = [r for r in m["parity"] if r["artifact"] == "tfjs/model.json"]
+    assert row["precision"] == "fp16" and row["shape"] == [1, 2, 16, 16, 16] and row["passed"]
+    assert m["settings"]["tfjs_weights"] == "float16" and m["settings"]["tfjs_crop"] == 16

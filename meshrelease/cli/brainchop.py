@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ..checkpoint.brainchop_import import import_brainchop, save_checkpoint, variant_toml
-from ..verify.tfjs_validate import validate_layers_model
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from ..checkpoint.brainchop_import import import_brainchop, save_checkpoint, variant_toml
+
     folder = Path(args.dir)
     imported = import_brainchop(folder, fed_orientation="LIA" if args.transpose else "AIL")
     name = args.name or folder.resolve().name.replace("-", "_")
@@ -31,6 +31,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from ..verify.tfjs_validate import validate_layers_model
+
     model = validate_layers_model(args.dir)
     summary = {"folder": str(model.directory), "layers": len(model.layers), "weights": len(model.weights),
                "parameters": int(sum(w.size for w in model.weights.values())), "precision": model.precision,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..config import INT8_METHODS
+from ..config import INT8_METHODS, TFJS_WEIGHTS
 from ..document import github
-from ..pipeline import BuildOptions, build_release
 from . import output
+
+if TYPE_CHECKING:
+    from ..pipeline import BuildOptions
 
 
 def add_build_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +27,10 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", action="append", metavar="NIFTI", dest="samples",
                    help="real MRI volume for parity (repeatable; default: the config's samples)")
     p.add_argument("--crop", type=int, metavar="N", help="side of the centre crop used for parity (default 96)")
+    p.add_argument("--tfjs-crop", type=int, metavar="N",
+                   help="side of the real-MRI crop for TF.js parity in Node (default 32; pure-JS TF.js is slow)")
+    p.add_argument("--tfjs-weights", choices=TFJS_WEIGHTS,
+                   help="TF.js weight storage: float32 (default), float16 (half size) or uint8 (quarter size)")
     p.add_argument("--full", action="store_true", help="run parity on the full 256^3 volume (slow: minutes)")
     p.add_argument("--int8-method", choices=INT8_METHODS, help="int8 quantization method (default weight-only)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
@@ -32,13 +39,18 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
+    from ..pipeline import BuildOptions  # torch and onnx load only when a command runs, not for --help
+
     return BuildOptions(variant=args.variant, tag=args.tag, checkpoint=args.checkpoint, sha256=args.sha256,
                         out=args.out, samples=args.samples, crop=args.crop, full=args.full,
+                        tfjs_crop=args.tfjs_crop, tfjs_weights=args.tfjs_weights,
                         int8_method=args.int8_method, opset=args.opset, config_path=args.config,
                         results=args.results)
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from ..pipeline import build_release
+
     reporter = output.RichReporter(quiet=args.json)
     release = build_release(options_from_args(args), reporter)
     github.report_release(release)

@@ -11,7 +11,7 @@ from typing import Iterator
 from rich.console import Console
 from rich.table import Table
 
-from ..pipeline import Reporter
+from ..progress import Reporter
 from ..record import Release
 
 # Wide enough for the parity table when piped (CI logs); a terminal keeps its own width.
