@@ -23,6 +23,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 INT8_METHODS = ("weight-only", "dynamic", "static")
+INT8_CHOICES = INT8_METHODS + ("none",)  # "none": release no int8 file (for models int8 cannot serve)
+RELEASE_KEYS = {"out", "crop", "random_size", "tfjs_crop", "tfjs_weights", "seed", "int8_method", "opset", "samples"}
 TFJS_WEIGHTS = ("float32", "float16", "uint8")
 DEFAULT_LABELS = ("background", "lesion")
 
@@ -39,6 +41,8 @@ class VariantConfig:
     labels: tuple[str, ...] = DEFAULT_LABELS
     results: str | None = None  # results.json with test metrics, for the model card
     repo: str | None = None  # Hub repo id to publish to
+    int8_method: str | None = None  # overrides [release] int8_method for this variant
+    size_allowance: int = 0  # bytes added to each size budget: fixed graph overhead that matters for tiny models
     description: str = ""
 
 
@@ -123,18 +127,33 @@ def parse_config(data: dict, path: Path | None = None) -> Config:
     if unknown := set(data) - known_top:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
     rel = dict(data.get("release", {}))
+    if bad := set(rel) - RELEASE_KEYS:
+        raise ConfigError(f"{where}: [release] unknown key(s) {', '.join(sorted(bad))}")
+
+    def integer(key: str, default: int) -> int:
+        value = rel.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: [release] {key} must be an integer, got {value!r}")
+        return value
     variants = dict(BUILTIN_VARIANTS)
     for name, raw in data.get("variants", {}).items():
-        variants[name] = _parse_variant(name, dict(raw), variants.get(name), base, where)
+        try:
+            variants[name] = _parse_variant(name, dict(raw), variants.get(name), base, where)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: [variants.{name}] bad value ({exc})") from None
     thresholds = dict(DEFAULT_THRESHOLDS)
     for precision, raw in data.get("parity", {}).items():
-        bad = set(raw) - {"max_abs", "agreement", "dice"}
+        bad = set(raw) - {"max_abs", "agreement", "dice", "min_foreground"}
         if bad:
             raise ConfigError(f"{where}: [parity.{precision}] unknown key(s) {', '.join(sorted(bad))}")
-        thresholds[precision] = Thresholds(**{k: float(v) for k, v in raw.items()})
+        try:
+            thresholds[precision] = Thresholds(**{k: (int(v) if k == "min_foreground" else float(v))
+                                                  for k, v in raw.items()})
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: [parity.{precision}] bad value ({exc})") from None
     int8 = rel.get("int8_method", "weight-only")
-    if int8 not in INT8_METHODS:
-        raise ConfigError(f"{where}: int8_method {int8!r} is not one of {', '.join(INT8_METHODS)}")
+    if int8 not in INT8_CHOICES:
+        raise ConfigError(f"{where}: int8_method {int8!r} is not one of {', '.join(INT8_CHOICES)}")
     tfjs_weights = rel.get("tfjs_weights", "float32")
     if tfjs_weights not in TFJS_WEIGHTS:
         raise ConfigError(f"{where}: tfjs_weights {tfjs_weights!r} is not one of {', '.join(TFJS_WEIGHTS)}")
@@ -143,13 +162,13 @@ def parse_config(data: dict, path: Path | None = None) -> Config:
         variants=variants,
         samples=samples,  # type: ignore[arg-type]
         out=_rel(base, rel["out"]) if "out" in rel else "releases",  # type: ignore[arg-type]
-        crop=int(rel.get("crop", 96)),
-        random_size=int(rel.get("random_size", 32)),
-        tfjs_crop=int(rel.get("tfjs_crop", 32)),
+        crop=integer("crop", 96),
+        random_size=integer("random_size", 32),
+        tfjs_crop=integer("tfjs_crop", 32),
         tfjs_weights=tfjs_weights,
-        seed=int(rel.get("seed", 0)),
+        seed=integer("seed", 0),
         int8_method=int8,
-        opset=int(rel.get("opset", 17)),
+        opset=integer("opset", 17),
         thresholds=thresholds,
         source=path,
     )
@@ -157,7 +176,7 @@ def parse_config(data: dict, path: Path | None = None) -> Config:
 
 def _parse_variant(name: str, raw: dict, builtin: VariantConfig | None, base: Path, where: str) -> VariantConfig:
     allowed = {"channels", "classes", "dilations", "in_channels", "params", "checkpoint", "sha256", "labels",
-               "results", "repo", "description"}
+               "results", "repo", "description", "size_allowance", "int8_method"}
     if bad := set(raw) - allowed:
         raise ConfigError(f"{where}: [variants.{name}] unknown key(s) {', '.join(sorted(bad))}")
     spec = builtin.spec if builtin else None
@@ -183,5 +202,13 @@ def _parse_variant(name: str, raw: dict, builtin: VariantConfig | None, base: Pa
         labels=labels,
         results=_rel(base, raw.get("results")),
         repo=raw.get("repo"),
+        size_allowance=int(raw.get("size_allowance", 0)),
+        int8_method=_int8_choice(raw.get("int8_method"), f"{where}: [variants.{name}]"),
         description=str(raw.get("description", builtin.description if builtin else "")),
     )
+
+
+def _int8_choice(value: str | None, where: str) -> str | None:
+    if value is not None and value not in INT8_CHOICES:
+        raise ConfigError(f"{where} int8_method {value!r} is not one of {', '.join(INT8_CHOICES)}")
+    return value

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from .checkpoint.load import build_model, read_state_dict
 from .checkpoint.pull import pull_checkpoint
-from .config import INT8_METHODS, TFJS_WEIGHTS, Config, load_config, validate_tag
+from .config import INT8_CHOICES, TFJS_WEIGHTS, Config, load_config, validate_tag
 from .document import card as card_doc
 from .document import manifest as manifest_doc
 from .document.provenance import collect as collect_provenance
@@ -70,12 +70,12 @@ def resolve(opts: BuildOptions) -> tuple[Config, dict]:
         raise ConfigError(f"no checkpoint for {variant.name}: pass --checkpoint or set it in meshrelease.toml")
     sha = opts.sha256 if opts.sha256 is not None else (variant.sha256 if not opts.checkpoint else None)
     results = card_doc.results_for(variant, opts.checkpoint, opts.results)
-    int8 = opts.int8_method or cfg.int8_method
-    if int8 not in INT8_METHODS:
-        raise ConfigError(f"int8 method {int8!r} is not one of {', '.join(INT8_METHODS)}")
-    crop = 256 if opts.full else (opts.crop or cfg.crop)
-    random_size = opts.random_size or cfg.random_size
-    tfjs_crop = opts.tfjs_crop or cfg.tfjs_crop
+    int8 = opts.int8_method or variant.int8_method or cfg.int8_method
+    if int8 not in INT8_CHOICES:
+        raise ConfigError(f"int8 method {int8!r} is not one of {', '.join(INT8_CHOICES)}")
+    crop = 256 if opts.full else _given(opts.crop, cfg.crop)
+    random_size = _given(opts.random_size, cfg.random_size)
+    tfjs_crop = _given(opts.tfjs_crop, cfg.tfjs_crop)
     tfjs_weights = opts.tfjs_weights or cfg.tfjs_weights
     if tfjs_weights not in TFJS_WEIGHTS:
         raise ConfigError(f"TF.js weights {tfjs_weights!r} is not one of {', '.join(TFJS_WEIGHTS)}")
@@ -99,6 +99,11 @@ def resolve(opts: BuildOptions) -> tuple[Config, dict]:
         "thresholds": cfg.thresholds,
     }
     return cfg, resolved
+
+
+def _given(value: int | None, default: int) -> int:
+    """An option's value, or the config's when it was not given (0 is a given value, and invalid)."""
+    return default if value is None else value
 
 
 def prepare_output(out: Path, variant: str, tag: str) -> tuple[Path, Path]:
@@ -142,6 +147,7 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
     cfg, r = resolve(opts)
     samples = {Path(s).name: load_sample(s) for s in r["samples"]}  # fail on a bad sample before heavy work
     metrics = card_doc.read_metrics(r["results"])  # likewise a bad results.json
+    created_parent = not (r["out"] / r["variant"].name).exists()
     final, staging = prepare_output(r["out"], r["variant"].name, opts.tag)
     release = Release(variant=r["variant"], tag=opts.tag, workdir=staging, metrics=metrics)
     release.settings = {
@@ -164,6 +170,8 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
             inputs = parity_inputs(samples, r["crop"], r["random_size"], r["seed"])
             reference = ReferenceCache(model)
             for precision, rel in ONNX_FILES.items():
+                if not (staging / rel).is_file():  # int8 method "none"
+                    continue
                 results = onnx_parity(staging / rel, artifact=rel, precision=precision, inputs=inputs,
                                       reference=reference, thresholds=r["thresholds"][precision])
                 release.parity += results
@@ -171,8 +179,14 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
                     reporter.note(f"{rel} on {res.input}: max |Δ| {res.max_abs:.2e}, agreement {res.agreement:.4%}, "
                                   f"Dice {res.dice:.4f} {'ok' if res.passed else 'FAIL'}")
             release.sizes = size_checks(release)
-            release.parity += verify_tfjs(release, model, r["samples"], note=reporter.note)  # real tfjs, LIA input
+            tfjs_results = verify_tfjs(release, model, r["samples"], note=reporter.note)  # real tfjs, LIA input
+            release.parity += tfjs_results
+            for res in tfjs_results:
+                reporter.note(f"{res.artifact} in {res.runtime} on {res.input}: max |Δ| {res.max_abs:.2e}, "
+                              f"agreement {res.agreement:.4%} {'ok' if res.passed else 'FAIL'}")
             release.estimates["activation_memory"] = activation_estimate(release)
+            if not release.passed:  # fail here, so the verify stage is the one marked as failed
+                raise VerificationError(_failure_line(release))
         with timed(release, reporter, "document"):
             release.provenance = collect_provenance(release.source.to_dict())
             manifest_doc.write_report(release)
@@ -180,14 +194,15 @@ def build_release(opts: BuildOptions, reporter: Reporter | None = None) -> Relea
             card_doc.write_card(release, repo_id=card_doc.default_repo_id(release.variant, opts.repo),
                                 previous=opts.previous_manifest)
             manifest_doc.write_manifest(release)
-        if not release.passed:
-            raise VerificationError(_failure_line(release))
         commit_output(staging, final)
         release.out_dir = final
         release.workdir = final
         return release
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if created_parent:
+            with contextlib.suppress(OSError):  # only if still empty: other tags may live there
+                staging.parent.rmdir()
         if isinstance(exc, VerificationError):
             exc.release = release  # type: ignore[attr-defined]
         raise

@@ -56,3 +56,21 @@ def test_export_config_rejects_unknown_formats():
     with pytest.raises(ConfigError) as exc:
         ExportConfig(formats=("onnx", "coreml"))
     assert str(exc.value) == "unknown export format(s) coreml (choose from onnx, onnx_fp16, onnx_int8, tfjs)"
+
+
+def test_dice_on_a_tiny_foreground_is_reported_not_judged():
+    """A few boundary voxels swing Dice by percents when the lesion is tiny; agreement still decides."""
+    from meshrelease.verify.parity import Thresholds, compare_logits
+
+    ref = np.zeros((1, 2, 20, 20, 20), np.float32)
+    ref[0, 0] = 1.0
+    ref[0, 1, 5:9, 5:9, 5:8] = 2.0  # 48 foreground voxels
+    cand = ref.copy()
+    cand[0, 1, 5, 5:9, 5:8] = 0.0  # 12 of them lost
+    lenient = compare_logits(ref, cand, artifact="a", precision="int8", input_name="x",
+                             thresholds=Thresholds(agreement=0.995, dice=0.98, min_foreground=1000))
+    assert lenient.foreground == 48 and lenient.dice == 2 * 36 / (48 + 36) and lenient.passed
+    assert lenient.notes == [f"Dice {lenient.dice:.4f} not judged: 48 foreground voxels < 1000 (agreement is)"]
+    strict = compare_logits(ref, cand, artifact="a", precision="int8", input_name="x",
+                            thresholds=Thresholds(agreement=0.995, dice=0.98))
+    assert strict.failures == [f"a on x: foreground Dice {strict.dice:.4f} < 0.9800"]

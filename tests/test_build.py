@@ -189,7 +189,7 @@ def test_failed_parity_fails_the_build_and_writes_nothing(tmp_path, capsys):
     assert line.startswith("meshrelease: error: verification failed: onnx/model.onnx on random 32³ seed 0: max |Δlogit| ")
     # fp32 ONNX on both inputs and the fp32 TF.js model all miss a 1e-9 bound
     assert line.endswith(" > 1e-09 (and 2 more); nothing was written")
-    assert list((out / "meshnet_26").iterdir()) == []
+    assert list(out.iterdir()) == []  # not even an empty meshnet_26/ folder
 
 
 def test_full_flag_and_crop_bounds(tmp_path, capsys):
@@ -222,3 +222,31 @@ def test_tfjs_weights_can_be_stored_as_float16(tmp_path):
     (row,) = [r for r in m["parity"] if r["artifact"] == "tfjs/model.json"]
     assert row["precision"] == "fp16" and row["shape"] == [1, 2, 16, 16, 16] and row["passed"]
     assert m["settings"]["tfjs_weights"] == "float16" and m["settings"]["tfjs_crop"] == 16
+
+
+def test_small_variant_releases_with_its_size_allowance(tmp_path, capsys):
+    """MeshNet-5's ~3 KB of ONNX graph exceed 3 % of 5,682 params; the shipped config allows 8 KB per budget."""
+    from meshrelease.model.meshnet import MeshNet
+
+    torch.manual_seed(5)
+    model = MeshNet(MeshNetSpec(channels=5))
+    for block in list(model.network)[:-1]:
+        block.bn.running_mean.uniform_(-0.1, 0.1)
+        block.bn.running_var.uniform_(0.5, 1.5)
+    ckpt = tmp_path / "mn5.pt"
+    torch.save({"model_state_dict": model.state_dict()}, ckpt)
+    args = ["build", "meshnet_5", "--tag", "v1", "--checkpoint", str(ckpt), "--sample", str(T1), "--out",
+            str(tmp_path / "out"), "--crop", "32", "--tfjs-crop", "16", "--config", CONFIG, "--json"]
+    assert main(args) == 0
+    sizes = {s["artifact"]: s for s in json.loads(capsys.readouterr().out)["sizes"]}
+    fp32 = sizes["onnx/model.onnx"]
+    assert fp32["budget"] == int(1.03 * 5_682 * 4) + 8192 and fp32["bytes"] > int(1.03 * 5_682 * 4)
+    assert fp32["rule"] == "<= 1.03 x 5,682 params x 4 B + 8,192 B allowance"
+
+
+def test_int8_method_none_releases_no_int8_file(tmp_path):
+    assert main(build_cli(tmp_path, "--int8-method", "none", "--json")) == 0
+    m = read_manifest(tmp_path / "meshnet_26/v1")
+    assert not (tmp_path / "meshnet_26/v1/onnx/model_int8.onnx").exists()
+    assert {f["precision"] for f in m["files"] if f["format"] == "onnx"} == {"fp32", "fp16"}
+    assert m["settings"]["int8_method"] == "none" and all(r["precision"] != "int8" for r in m["parity"])

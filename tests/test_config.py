@@ -36,7 +36,11 @@ def test_custom_variant_from_config(tmp_path):
 @pytest.mark.parametrize("data,message", [
     ({"variants": {"x": {"classes": 2}}}, "config: [variants.x] needs 'channels' (it is not a built-in variant)"),
     ({"variants": {"meshnet_26": {"chanels": 26}}}, "config: [variants.meshnet_26] unknown key(s) chanels"),
-    ({"release": {"int8_method": "int4"}}, "config: int8_method 'int4' is not one of weight-only, dynamic, static"),
+    ({"release": {"int8_method": "int4"}}, "config: int8_method 'int4' is not one of weight-only, dynamic, static, none"),
+    ({"release": {"crops": 48}}, "config: [release] unknown key(s) crops"),
+    ({"release": {"crop": "abc"}}, "config: [release] crop must be an integer, got 'abc'"),
+    ({"variants": {"meshnet_26": {"channels": "many"}}},
+     "config: [variants.meshnet_26] bad value (invalid literal for int() with base 10: 'many')"),
     ({"variants": {"y": {"channels": 3, "classes": 3, "labels": ["a", "b"]}}}, "config: [variants.y] has 2 labels for 3 classes"),
     ({"parity": {"fp32": {"max_diff": 1}}}, "config: [parity.fp32] unknown key(s) max_diff"),
 ])
@@ -64,3 +68,21 @@ def test_help_explains_every_command(capsys):
         main(["build", "--help"])
     text = capsys.readouterr().out
     assert "--checkpoint SRC" in text and "--int8-method" in text and "--json" in text
+
+
+def test_crop_zero_is_refused_not_replaced_by_the_default(tmp_path, capsys):
+    code = main(["build", "meshnet_26", "--tag", "v1", "--crop", "0", "--out", str(tmp_path), "--config", str(REPO / "meshrelease.toml")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "meshrelease: error: crop 0 must be between 4 and 256 voxels"
+
+
+def test_malformed_sha256_is_bad_input_and_json_mode_reports_errors_on_stdout(tmp_path, capsys):
+    import json
+
+    code = main(["build", "meshnet_26", "--tag", "v1", "--sha256", "xyz", "--out", str(tmp_path), "--json",
+                 "--config", str(REPO / "meshrelease.toml")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert json.loads(captured.out) == {"status": "error", "exit_code": 2, "error": "sha256 pin 'xyz' is not 64 hex digits"}
+    assert captured.err.strip() == "meshrelease: error: sha256 pin 'xyz' is not 64 hex digits"
+    assert not any(tmp_path.iterdir())

@@ -109,6 +109,8 @@ def variant_toml(name: str, imported: ImportedModel, checkpoint: str | Path) -> 
         f"dilations = [{', '.join(str(d) for d in s.dilations)}]\nparams = {s.parameter_count}\n"
         f"labels = [{quoted}]\ncheckpoint = \"{Path(checkpoint).as_posix()}\"\n"
         f"description = \"{name}: imported from BrainChop ({imported.source.name})\"\n"
+        # a few KB of graph/JSON overhead exceed the 3 % budget margin of a small model
+        + ("size_allowance = 8192\n" if s.parameter_count < 50_000 else "")
     )
 
 

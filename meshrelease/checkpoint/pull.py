@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import IntegrityError, SourceError
+from ..errors import ConfigError, IntegrityError, SourceError
 
 ProgressFn = Callable[[int, "int | None"], None]
 """Called with (bytes done, total bytes or None) while downloading."""
@@ -61,7 +61,7 @@ def normalise_pin(pin: str | None) -> str | None:
         return None
     value = pin.lower().removeprefix("sha256:")
     if not _SHA256.match(value):
-        raise IntegrityError(f"sha256 pin {pin!r} is not 64 hex digits")
+        raise ConfigError(f"sha256 pin {pin!r} is not 64 hex digits")
     return value
 
 

@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
             output.err.print(output.parity_table(release))
             output.err.print(output.size_table(release))
+        if getattr(args, "json", False):  # machines get the reason on stdout too
+            import json
+
+            print(json.dumps({"status": "error", "exit_code": exc.exit_code, "error": str(exc)}))
         print(f"meshrelease: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

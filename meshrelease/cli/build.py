@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..config import INT8_METHODS, TFJS_WEIGHTS
+from ..config import INT8_CHOICES, TFJS_WEIGHTS
 from ..document import github
 from . import output
 
@@ -32,7 +32,9 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tfjs-weights", choices=TFJS_WEIGHTS,
                    help="TF.js weight storage: float32 (default), float16 (half size) or uint8 (quarter size)")
     p.add_argument("--full", action="store_true", help="run parity on the full 256^3 volume (slow: minutes)")
-    p.add_argument("--int8-method", choices=INT8_METHODS, help="int8 quantization method (default weight-only)")
+    p.add_argument("--int8-method", choices=INT8_CHOICES,
+                   help="int8 quantization method (default weight-only); 'none' releases no int8 file, for models "
+                   "whose int8 cannot meet the parity thresholds")
     p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     p.add_argument("--config", metavar="TOML", help="config file (default: ./meshrelease.toml if present)")
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")

@@ -40,9 +40,9 @@ def _print_json(obj: dict[str, Any]) -> None:
 
 
 def _console() -> tuple[Any, Any]:
-    from rich.console import Console
+    from . import output  # the shared consoles: wide enough for tables when piped
 
-    return Console(stderr=True, highlight=False), Console(highlight=False, soft_wrap=True)
+    return output.err, output.out
 
 
 # ---- publish -------------------------------------------------------------------------------

@@ -32,8 +32,12 @@ class RichReporter(Reporter):
             yield
             return
         start = time.perf_counter()
-        with err.status(f"[bold]{name}[/]…", spinner="dots"):
-            yield
+        try:
+            with err.status(f"[bold]{name}[/]…", spinner="dots"):
+                yield
+        except BaseException:
+            err.print(f"[red]✗[/] {name:<9} {time.perf_counter() - start:6.1f} s")
+            raise
         err.print(f"[green]✓[/] {name:<9} {time.perf_counter() - start:6.1f} s")
 
     def note(self, message: str) -> None:

@@ -48,6 +48,8 @@ def export_onnx(release: Release, layers: list[FoldedConv], *, opset: int, int8_
     check_and_save(fp16, release.workdir / ONNX_FILES["fp16"])
     release.add_file(ONNX_FILES["fp16"], "onnx", "fp16", opset=opset, ops=op_types(fp16), io_dtype="float32")
 
+    if int8_method == "none":
+        return
     meta = onnx_metadata(release, "int8")
     meta["int8_method"] = int8_method
     logging.getLogger().disabled, was = True, logging.getLogger().disabled  # ORT quantization logs to root
